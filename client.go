@@ -1,0 +1,719 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Client represents a client connection to an SMTP server.
+//
+// A Client is not safe for concurrent use: one goroutine at a time may call
+// its methods (a context's cancellation may come from anywhere).
+//
+// The methods named as in net/smtp behave as there and write the same bytes.
+// Each has a Context variant that ends the call when the context is done;
+// cancelling a call closes the connection and leaves the Client unusable:
+// later calls return an error that matches ErrClosed and the context's error
+// with errors.Is. Every call is also bounded by the Client's Timeouts.
+type Client struct {
+	// Text is the textproto.Conn used by the Client. It is exported to allow
+	// for clients to add extensions. It shares the Client's buffered reader
+	// and writer, so lines written through it and commands written by the
+	// Client go out in order. It is replaced by StartTLS.
+	Text *textproto.Conn
+
+	conn       net.Conn // the connection in use, TLS or not
+	raw        net.Conn // the underlying network connection, closed on cancel
+	tls        bool
+	serverName string
+	localName  string // the name to use in HELO/EHLO
+	ext        map[string]string
+	auth       []string
+	didHello   bool
+	helloError error
+
+	rr           replyReader
+	bw           *bufio.Writer
+	pending      []command // written, reply still due, oldest first
+	timeouts     Timeouts
+	writeTimeout time.Duration // refreshes the write deadline on each write when > 0
+	opDeadline   time.Time     // the context deadline of the call in progress
+	trace        *ClientTrace
+	dot          *DotWriter
+	data         *dataWriter // the open DATA writer, if any
+
+	err error // set once the connection is unusable; every call returns it
+
+	mu     sync.Mutex // guards cancel, written by a context's AfterFunc
+	cancel error
+}
+
+const (
+	readBufferSize  = 16 << 10
+	writeBufferSize = 32 << 10
+)
+
+// Dial returns a new Client connected to an SMTP server at addr.
+// The addr must include a port, as in "mail.example.com:smtp".
+//
+// Dial waits for the server's greeting within the default Timeouts. It
+// returns the dial error, or an *Error if the greeting is not 220.
+func Dial(addr string) (*Client, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return NewClient(conn, host)
+}
+
+// NewClient returns a new Client using an existing connection and host as a
+// server name to be used when authenticating. It reads the server's 220
+// greeting; if that fails, it closes conn and returns the error (an *Error
+// for a greeting other than 220).
+//
+// The Client introduces itself as "localhost", as net/smtp's does; use a
+// Dialer or Hello to give a real name, which many servers require.
+func NewClient(conn net.Conn, host string) (*Client, error) {
+	c := newClient(conn, host, "localhost", &clientConfig{})
+	if err := c.greet(context.Background()); err != nil {
+		c.Text.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// clientConfig is what a Dialer passes to a new Client.
+type clientConfig struct {
+	timeouts      Timeouts
+	trace         *ClientTrace
+	maxLineLength int
+	maxReplySize  int
+}
+
+func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client {
+	c := &Client{
+		serverName: host,
+		localName:  localName,
+		timeouts:   cfg.timeouts.withDefaults(),
+		trace:      cfg.trace,
+		raw:        conn,
+	}
+	c.rr.maxLine = max(cfg.maxLineLength, DefaultMaxLineLength)
+	if cfg.maxLineLength > 0 {
+		c.rr.maxLine = max(cfg.maxLineLength, minMaxLineLength)
+	}
+	c.rr.maxReply = DefaultMaxReplySize
+	if cfg.maxReplySize > 0 {
+		c.rr.maxReply = max(cfg.maxReplySize, c.rr.maxLine)
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		c.tls = true
+		c.raw = tc.NetConn()
+	}
+	c.setConn(conn)
+	return c
+}
+
+// setConn makes conn the connection in use, with a new Text sharing the
+// engine's buffered reader and writer.
+func (c *Client) setConn(conn net.Conn) {
+	c.conn = conn
+	dc := &deadlineConn{Conn: conn, c: c}
+	c.Text = textproto.NewConn(dc)
+	c.Text.Reader.R = bufio.NewReaderSize(dc, max(readBufferSize, c.rr.maxLine+2))
+	c.Text.Writer.W = bufio.NewWriterSize(dc, writeBufferSize)
+	c.rr.r = c.Text.Reader.R
+	c.bw = c.Text.Writer.W
+}
+
+// deadlineConn refreshes the write deadline before each write while the
+// Client is writing message data, so a stalled server is detected per block
+// (RFC 5321 §4.5.3.2.5) rather than per message.
+type deadlineConn struct {
+	net.Conn
+	c *Client
+}
+
+func (d *deadlineConn) Write(p []byte) (int, error) {
+	if t := d.c.writeTimeout; t > 0 {
+		d.Conn.SetWriteDeadline(d.c.deadline(t))
+	}
+	return d.Conn.Write(p)
+}
+
+// deadline returns now+timeout, or the call's context deadline if sooner;
+// the zero time when neither applies.
+func (c *Client) deadline(timeout time.Duration) time.Time {
+	var d time.Time
+	if timeout > 0 {
+		d = time.Now().Add(timeout)
+	}
+	if !c.opDeadline.IsZero() && (d.IsZero() || c.opDeadline.Before(d)) {
+		d = c.opDeadline
+	}
+	return d
+}
+
+func (c *Client) setReadDeadline(timeout time.Duration) {
+	c.conn.SetReadDeadline(c.deadline(timeout))
+}
+
+// begin starts a blocking call bounded by ctx. The returned end must be
+// called with the call's error; it returns the error to report.
+func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("smtp: %w", context.Cause(ctx))
+	}
+	c.opDeadline, _ = ctx.Deadline()
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		raw := c.raw
+		stop = context.AfterFunc(ctx, func() {
+			c.mu.Lock()
+			c.cancel = context.Cause(ctx)
+			c.mu.Unlock()
+			raw.Close()
+		})
+	}
+	return func(err error) error {
+		stopped := stop()
+		c.opDeadline = time.Time{}
+		if !stopped || ctx.Err() != nil && err != nil && c.err != nil {
+			// The context ended the call: report that, not the I/O error
+			// it caused.
+			cause := context.Cause(ctx)
+			c.mu.Lock()
+			if c.cancel != nil {
+				cause = c.cancel
+			}
+			c.mu.Unlock()
+			cerr := fmt.Errorf("smtp: %w", cause)
+			c.err = nil // record the cancellation, not the I/O error it caused
+			c.fail(cerr)
+			if err != nil {
+				return cerr
+			}
+			return nil
+		}
+		if c.err == nil {
+			c.conn.SetDeadline(time.Time{})
+		}
+		return err
+	}, nil
+}
+
+// fail makes the Client unusable after an I/O or protocol error: the
+// connection is closed and every later call returns an error that wraps both
+// ErrClosed and err. It returns err.
+func (c *Client) fail(err error) error {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %w", ErrClosed, err)
+		c.pending = c.pending[:0]
+		c.raw.Close()
+		c.conn.Close()
+	}
+	return err
+}
+
+// greet reads the server's 220 greeting.
+func (c *Client) greet(ctx context.Context) (err error) {
+	end, err := c.begin(ctx)
+	if err != nil {
+		return err
+	}
+	c.pending = append(c.pending, command{verb: "greeting", expect: 220, timeout: c.timeouts.Greeting})
+	_, err = c.recv()
+	return end(err)
+}
+
+// Close closes the connection without sending QUIT.
+func (c *Client) Close() error {
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	return c.Text.Close()
+}
+
+// hello runs a hello exchange if needed.
+func (c *Client) hello(ctx context.Context) error {
+	if !c.didHello {
+		c.didHello = true
+		err := c.ehlo(ctx)
+		if err != nil && fallBackToHELO(err) {
+			err = c.helo(ctx)
+		}
+		c.helloError = err
+	}
+	return c.helloError
+}
+
+// fallBackToHELO reports whether an EHLO failure means the server does not
+// know EHLO (RFC 5321 §3.2, RFC 1869 §4.5–4.7): any permanent negative reply.
+// A transient reply (421) or a broken connection is returned as it is.
+func fallBackToHELO(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code/100 == 5
+}
+
+// Hello sends a HELO or EHLO to the server as the given host name.
+// Calling this method is only necessary if the client needs control
+// over the host name used. The client will introduce itself as "localhost"
+// automatically otherwise. If Hello is called, it must be called before
+// any of the other methods.
+//
+// Hello returns ErrCRLF or ErrNUL for a bad name and an error if a hello was
+// already sent; otherwise the error of the exchange, if both EHLO and HELO
+// failed.
+func (c *Client) Hello(localName string) error {
+	return c.HelloContext(context.Background(), localName)
+}
+
+// HelloContext is Hello bounded by ctx.
+func (c *Client) HelloContext(ctx context.Context, localName string) error {
+	if err := validateLine(localName); err != nil {
+		return err
+	}
+	if c.didHello {
+		return errors.New("smtp: Hello called after other methods")
+	}
+	c.localName = localName
+	return c.hello(ctx)
+}
+
+// helo sends the HELO greeting to the server. It should be used only when the
+// server does not support ehlo.
+func (c *Client) helo(ctx context.Context) error {
+	c.ext = nil
+	_, err := c.simple(ctx, command{verb: "HELO", expect: 250}, "HELO %s", c.localName)
+	return err
+}
+
+// ehlo sends the EHLO (extended hello) greeting to the server and records the
+// extensions it lists (RFC 5321 §4.1.1.1), keywords in upper case.
+func (c *Client) ehlo(ctx context.Context) error {
+	rep, err := c.simple(ctx, command{verb: "EHLO", expect: 250}, "EHLO %s", c.localName)
+	if err != nil {
+		return err
+	}
+	ext := make(map[string]string, len(rep.Lines))
+	for _, line := range rep.Lines[1:] {
+		k, v, _ := strings.Cut(line, " ")
+		k = strings.ToUpper(k)
+		if strings.HasPrefix(k, "AUTH=") {
+			// Some servers also list their mechanisms the pre-RFC 2554 way,
+			// "AUTH=LOGIN PLAIN"; the RFC 4954 line wins if both appear.
+			if _, ok := ext["AUTH"]; !ok {
+				ext["AUTH"] = strings.TrimSpace(k[len("AUTH="):] + " " + v)
+			}
+			continue
+		}
+		ext[k] = v
+	}
+	c.auth = nil
+	if mechs, ok := ext["AUTH"]; ok {
+		c.auth = strings.Split(mechs, " ")
+	}
+	c.ext = ext
+	return nil
+}
+
+// simple runs one command alone as a blocking call bounded by ctx.
+func (c *Client) simple(ctx context.Context, cmd command, format string, args ...any) (*Reply, error) {
+	if cmd.timeout == 0 {
+		cmd.timeout = c.timeouts.Command
+	}
+	end, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := c.roundTrip(cmd, format, args...)
+	return rep, end(err)
+}
+
+// StartTLS sends the STARTTLS command and encrypts all further communication.
+// Only servers that advertise the STARTTLS extension support this function.
+//
+// After the handshake the Client forgets what it learned before, as RFC 3207
+// §4.2 requires, and sends EHLO again. Bytes that arrive after the server's
+// 220 and before the handshake are an attack (response injection): StartTLS
+// then returns a *ProtocolError and closes the connection. A reply other than
+// 220 returns an *Error; a failed handshake closes the connection.
+func (c *Client) StartTLS(config *tls.Config) error {
+	return c.StartTLSContext(context.Background(), config)
+}
+
+// StartTLSContext is StartTLS bounded by ctx.
+func (c *Client) StartTLSContext(ctx context.Context, config *tls.Config) error {
+	if err := c.hello(ctx); err != nil {
+		return err
+	}
+	if err := c.startTLS(ctx, config); err != nil {
+		return err
+	}
+	return c.ehlo(ctx)
+}
+
+func (c *Client) startTLS(ctx context.Context, config *tls.Config) error {
+	end, err := c.begin(ctx)
+	if err != nil {
+		return err
+	}
+	return end(c.handshake(config))
+}
+
+func (c *Client) handshake(config *tls.Config) error {
+	if _, err := c.roundTrip(command{verb: "STARTTLS", expect: 220, timeout: c.timeouts.Command}, "STARTTLS"); err != nil {
+		return err
+	}
+	if n := c.rr.r.Buffered(); n > 0 {
+		b, _ := c.rr.r.Peek(n)
+		return c.fail(protocolError("data received after the STARTTLS 220 reply and before the TLS handshake (response injection, RFC 3207 §6)", b, nil))
+	}
+	tc := tls.Client(c.conn, config)
+	tc.SetDeadline(c.deadline(c.timeouts.Command))
+	err := tc.Handshake()
+	if t := c.trace; t != nil && t.TLSHandshakeDone != nil {
+		t.TLSHandshakeDone(tc.ConnectionState(), err)
+	}
+	if err != nil {
+		return c.fail(fmt.Errorf("smtp: TLS handshake: %w", err))
+	}
+	c.setConn(tc)
+	c.tls = true
+	c.ext = nil
+	c.auth = nil
+	return nil
+}
+
+// TLSConnectionState returns the client's TLS connection state.
+// The return values are their zero values if [Client.StartTLS] did
+// not succeed.
+func (c *Client) TLSConnectionState() (state tls.ConnectionState, ok bool) {
+	tc, ok := c.conn.(*tls.Conn)
+	if !ok {
+		return
+	}
+	return tc.ConnectionState(), true
+}
+
+// Verify checks the validity of an email address on the server.
+// If Verify returns nil, the address is valid. A non-nil return
+// does not necessarily indicate an invalid address. Many servers
+// will not verify addresses for security reasons.
+func (c *Client) Verify(addr string) error {
+	return c.VerifyContext(context.Background(), addr)
+}
+
+// VerifyContext is Verify bounded by ctx.
+func (c *Client) VerifyContext(ctx context.Context, addr string) error {
+	if err := validateLine(addr); err != nil {
+		return err
+	}
+	if err := c.hello(ctx); err != nil {
+		return err
+	}
+	_, err := c.simple(ctx, command{verb: "VRFY", expect: 250}, "VRFY %s", addr)
+	return err
+}
+
+// Mail issues a MAIL command to the server using the provided email address.
+// If the server supports the 8BITMIME extension, Mail adds the BODY=8BITMIME
+// parameter. If the server supports the SMTPUTF8 extension, Mail adds the
+// SMTPUTF8 parameter.
+// This initiates a mail transaction and is followed by one or more [Client.Rcpt] calls.
+//
+// Mail returns ErrCRLF or ErrNUL for a bad address, and an *Error if the
+// server does not answer 250.
+func (c *Client) Mail(from string) error {
+	return c.MailContext(context.Background(), from)
+}
+
+// MailContext is Mail bounded by ctx.
+func (c *Client) MailContext(ctx context.Context, from string) error {
+	if err := validateLine(from); err != nil {
+		return err
+	}
+	if err := c.hello(ctx); err != nil {
+		return err
+	}
+	cmdStr := "MAIL FROM:<%s>"
+	if c.ext != nil {
+		if _, ok := c.ext["8BITMIME"]; ok {
+			cmdStr += " BODY=8BITMIME"
+		}
+		if _, ok := c.ext["SMTPUTF8"]; ok {
+			cmdStr += " SMTPUTF8"
+		}
+	}
+	_, err := c.simple(ctx, command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, cmdStr, from)
+	return err
+}
+
+// Rcpt issues a RCPT command to the server using the provided email address.
+// A call to Rcpt must be preceded by a call to [Client.Mail] and may be followed by
+// a [Client.Data] call or another Rcpt call.
+//
+// Rcpt returns ErrCRLF or ErrNUL for a bad address, and an *Error unless the
+// server answers 250 or 251.
+func (c *Client) Rcpt(to string) error {
+	return c.RcptContext(context.Background(), to)
+}
+
+// RcptContext is Rcpt bounded by ctx.
+func (c *Client) RcptContext(ctx context.Context, to string) error {
+	if err := validateLine(to); err != nil {
+		return err
+	}
+	_, err := c.simple(ctx, command{verb: "RCPT", expect: 25, timeout: c.timeouts.Rcpt}, "RCPT TO:<%s>", to)
+	return err
+}
+
+// Reset sends the RSET command to the server, aborting the current mail
+// transaction. It returns an *Error unless the server answers 250.
+func (c *Client) Reset() error {
+	return c.ResetContext(context.Background())
+}
+
+// ResetContext is Reset bounded by ctx.
+func (c *Client) ResetContext(ctx context.Context) error {
+	if err := c.hello(ctx); err != nil {
+		return err
+	}
+	_, err := c.simple(ctx, command{verb: "RSET", expect: 250}, "RSET")
+	return err
+}
+
+// Noop sends the NOOP command to the server. It does nothing but check
+// that the connection to the server is okay. It returns an *Error unless the
+// server answers 250.
+func (c *Client) Noop() error {
+	return c.NoopContext(context.Background())
+}
+
+// NoopContext is Noop bounded by ctx.
+func (c *Client) NoopContext(ctx context.Context) error {
+	if err := c.hello(ctx); err != nil {
+		return err
+	}
+	_, err := c.simple(ctx, command{verb: "NOOP", expect: 250}, "NOOP")
+	return err
+}
+
+// Quit sends the QUIT command and closes the connection to the server.
+// It returns an *Error unless the server answers 221; the connection is
+// closed only after a 221.
+func (c *Client) Quit() error {
+	return c.QuitContext(context.Background())
+}
+
+// QuitContext is Quit bounded by ctx.
+func (c *Client) QuitContext(ctx context.Context) error {
+	c.hello(ctx) // ignore error; we're quitting anyhow
+	if _, err := c.simple(ctx, command{verb: "QUIT", expect: 221}, "QUIT"); err != nil {
+		return err
+	}
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	return c.Text.Close()
+}
+
+// Extension reports whether an extension is support by the server.
+// The extension name is case-insensitive. If the extension is supported,
+// Extension also returns a string that contains any parameters the
+// server specifies for the extension.
+//
+// On a Client from NewClient or Dial, Extension sends the hello first if it
+// has not been sent; a Client from a Dialer has already sent it.
+func (c *Client) Extension(ext string) (bool, string) {
+	if err := c.hello(context.Background()); err != nil {
+		return false, ""
+	}
+	if c.ext == nil {
+		return false, ""
+	}
+	ext = strings.ToUpper(ext)
+	param, ok := c.ext[ext]
+	return ok, param
+}
+
+// dataWriter is the io.WriteCloser returned by Data: the message goes
+// through the Client's DotWriter into the shared buffered writer.
+type dataWriter struct {
+	c      *Client
+	end    func(error) error
+	closed bool
+	next   int64 // the count at which DataProgress is called next
+}
+
+// Data issues a DATA command to the server and returns a writer that
+// can be used to write the mail headers and body. The caller should
+// close the writer before calling any more methods on c. A call to
+// Data must be preceded by one or more calls to [Client.Rcpt].
+//
+// The writer converts the message to canonical form and dot-stuffs it (see
+// DotWriter). Its Close sends the final "." and returns an *Error unless the
+// server answers 250. Data returns an *Error unless the server answers 354.
+func (c *Client) Data() (io.WriteCloser, error) {
+	return c.DataContext(context.Background())
+}
+
+// DataContext is Data bounded by ctx: the context bounds the whole data
+// phase, up to and including the returned writer's Close.
+func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
+	end, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.roundTrip(command{verb: "DATA", expect: 354, timeout: c.timeouts.DataInit}, "DATA"); err != nil {
+		return nil, end(err)
+	}
+	if c.dot == nil {
+		c.dot = NewDotWriter(c.bw)
+	} else {
+		c.dot.Reset(c.bw)
+	}
+	c.data = &dataWriter{c: c, end: end, next: ProgressInterval}
+	return c.data, nil
+}
+
+func (w *dataWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if w.closed {
+		return 0, errors.New("smtp: write after close of DATA writer")
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.writeTimeout = c.timeouts.DataBlock
+	n, err := c.dot.Write(p)
+	c.writeTimeout = 0
+	if err != nil {
+		return n, c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+	}
+	if t := c.trace; t != nil && t.DataProgress != nil && c.dot.Count() >= w.next {
+		t.DataProgress(c.dot.Count(), -1)
+		w.next = c.dot.Count() + ProgressInterval
+	}
+	return n, nil
+}
+
+func (w *dataWriter) Close() error {
+	if w.closed {
+		return errors.New("smtp: DATA writer already closed")
+	}
+	w.closed = true
+	c := w.c
+	c.data = nil
+	err := c.finishData()
+	return w.end(err)
+}
+
+// finishData ends the message with "." and reads the reply to it.
+func (c *Client) finishData() error {
+	if c.err != nil {
+		return c.err
+	}
+	c.writeTimeout = c.timeouts.DataBlock
+	err := c.dot.Close()
+	c.writeTimeout = 0
+	if err != nil {
+		return c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+	}
+	if t := c.trace; t != nil && t.DataProgress != nil {
+		t.DataProgress(c.dot.Count(), c.dot.Count())
+	}
+	c.pending = append(c.pending, command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	if t := c.trace; t != nil && t.CommandSent != nil {
+		t.CommandSent(".")
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	_, err = c.recv()
+	return err
+}
+
+// SendMail connects to the server at addr, switches to TLS if
+// possible, authenticates with the optional mechanism a if possible,
+// and then sends an email from address from, to addresses to, with
+// message msg.
+// The addr must include a port, as in "mail.example.com:smtp".
+//
+// The addresses in the to parameter are the SMTP RCPT addresses.
+//
+// The msg parameter should be an RFC 822-style email with headers
+// first, a blank line, and then the message body. The lines of msg
+// should be CRLF terminated. The msg headers should usually include
+// fields such as "From", "To", "Subject", and "Cc".  Sending "Bcc"
+// messages is accomplished by including an email address in the to
+// parameter but not including it in the msg headers.
+//
+// SendMail returns ErrCRLF or ErrNUL for a bad address before connecting,
+// the dial error, or the first failure of the session (an *Error for a
+// refusing reply). Every step is bounded by the default Timeouts.
+func SendMail(addr string, a Auth, from string, to []string, msg []byte) error {
+	if err := validateLine(from); err != nil {
+		return err
+	}
+	for _, recp := range to {
+		if err := validateLine(recp); err != nil {
+			return err
+		}
+	}
+	c, err := Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err = c.hello(ctx); err != nil {
+		return err
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		config := &tls.Config{ServerName: c.serverName}
+		if err = c.StartTLS(config); err != nil {
+			return err
+		}
+	}
+	if a != nil && c.ext != nil {
+		if _, ok := c.ext["AUTH"]; !ok {
+			return errors.New("smtp: server doesn't support AUTH")
+		}
+		if err = c.Auth(a); err != nil {
+			return err
+		}
+	}
+	if err = c.Mail(from); err != nil {
+		return err
+	}
+	for _, addr := range to {
+		if err = c.Rcpt(addr); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err = w.Write(msg); err != nil {
+		return err
+	}
+	if err = w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}

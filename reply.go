@@ -1,0 +1,228 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+)
+
+// A Reply is one complete server reply (RFC 5321 §4.2): a three-digit code
+// and one or more lines of text.
+type Reply struct {
+	// Code is the reply code, 200 to 559.
+	Code int
+	// Enhanced is the RFC 3463 status code at the start of the first line's
+	// text, or the zero value when there is none (RFC 2034 §4: greetings,
+	// EHLO replies and 3yz replies carry none).
+	Enhanced EnhancedCode
+	// Lines holds the text of each line after the code and its separator,
+	// enhanced code included, without the line ending.
+	Lines []string
+}
+
+// Msg returns the reply's lines joined by "\n", the message net/textproto
+// reports for it.
+func (r *Reply) Msg() string { return strings.Join(r.Lines, "\n") }
+
+// Text returns the reply's lines joined by "\n" with the enhanced status
+// code removed from the start of each line.
+func (r *Reply) Text() string {
+	if r.Enhanced.IsZero() {
+		return r.Msg()
+	}
+	lines := make([]string, len(r.Lines))
+	for i, l := range r.Lines {
+		if n := enhancedLen(l); n > 0 {
+			l = strings.TrimLeft(l[n:], " ")
+		}
+		lines[i] = l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Positive reports whether the reply is a positive completion or
+// intermediate reply (2yz or 3yz).
+func (r *Reply) Positive() bool { return r.Code >= 200 && r.Code < 400 }
+
+// matches reports whether the reply satisfies expect in net/textproto's
+// convention: 0 matches anything, a one-digit expect matches the first digit,
+// two digits the first two, three digits the whole code.
+func (r *Reply) matches(expect int) bool {
+	switch {
+	case expect <= 0:
+		return true
+	case expect < 10:
+		return r.Code/100 == expect
+	case expect < 100:
+		return r.Code/10 == expect
+	default:
+		return r.Code == expect
+	}
+}
+
+// err returns the reply as an *Error.
+func (r *Reply) err() *Error {
+	return &Error{Code: r.Code, Enhanced: r.Enhanced, Msg: r.Msg()}
+}
+
+// Default reply limits. RFC 5321 §4.5.3.1.5 allows 512 octets per reply line,
+// RFC 4954 §4 up to 12288 for AUTH; real servers send longer, so the defaults
+// are generous but bounded.
+const (
+	DefaultMaxLineLength = 16 << 10
+	DefaultMaxReplySize  = 64 << 10
+	minMaxLineLength     = 2 << 10
+)
+
+// replyReader reads replies from a buffered reader within limits.
+type replyReader struct {
+	r        *bufio.Reader
+	maxLine  int
+	maxReply int
+}
+
+// read reads one complete reply into rep. A reply that breaks the grammar or
+// the limits returns a *ProtocolError; an I/O error is returned as is, with
+// io.EOF turned into io.ErrUnexpectedEOF once part of a reply was read.
+func (rr *replyReader) read(rep *Reply) error {
+	*rep = Reply{Lines: rep.Lines[:0]}
+	total := 0
+	for {
+		line, err := rr.line()
+		if err != nil {
+			if err == io.EOF && len(rep.Lines) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		total += len(line)
+		if total > rr.maxReply {
+			return protocolError("reply exceeds the size limit", line, ErrReplyTooLong)
+		}
+		code, more, text, perr := parseReplyLine(line)
+		if perr != nil {
+			return perr
+		}
+		if len(rep.Lines) == 0 {
+			rep.Code = code
+			rep.Enhanced = parseEnhanced(code, text)
+		} else if code != rep.Code {
+			return protocolError("reply code changed within a multi-line reply", line, nil)
+		}
+		rep.Lines = append(rep.Lines, string(text))
+		if !more {
+			return nil
+		}
+	}
+}
+
+// line returns the next line without its line ending. The slice is valid
+// until the next read.
+func (rr *replyReader) line() ([]byte, error) {
+	line, err := rr.r.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) || len(line) > rr.maxLine {
+			return nil, protocolError("reply line exceeds the length limit", line, ErrLineTooLong)
+		}
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if len(line) > rr.maxLine+2 {
+		return nil, protocolError("reply line exceeds the length limit", line, ErrLineTooLong)
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// parseReplyLine splits a reply line into its code, whether more lines
+// follow, and its text. A code alone ("250") is accepted, as real MTAs accept
+// it. The code must match RFC 5321 §4.2's Reply-code: %x32-35 %x30-35 %x30-39.
+func parseReplyLine(line []byte) (code int, more bool, text []byte, err error) {
+	if len(line) < 3 {
+		return 0, false, nil, protocolError("short reply line", line, nil)
+	}
+	if line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '5' || line[2] < '0' || line[2] > '9' {
+		return 0, false, nil, protocolError("invalid reply code", line, nil)
+	}
+	if bytes.IndexByte(line, 0) >= 0 {
+		return 0, false, nil, protocolError("NUL in reply", line, nil)
+	}
+	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
+	if len(line) == 3 {
+		return code, false, nil, nil
+	}
+	switch line[3] {
+	case ' ':
+	case '-':
+		more = true
+	default:
+		return 0, false, nil, protocolError("invalid separator after reply code", line, nil)
+	}
+	return code, more, line[4:], nil
+}
+
+// parseEnhanced returns the RFC 3463 status code at the start of text, if
+// there is one whose class agrees with the reply code (RFC 2034 §4).
+func parseEnhanced(code int, text []byte) EnhancedCode {
+	n := enhancedLen(string(text))
+	if n == 0 {
+		return EnhancedCode{}
+	}
+	var e EnhancedCode
+	part := 0
+	for _, c := range text[:n] {
+		if c == '.' {
+			part++
+			continue
+		}
+		d := int(c - '0')
+		switch part {
+		case 0:
+			e.Class = e.Class*10 + d
+		case 1:
+			e.Subject = e.Subject*10 + d
+		default:
+			e.Detail = e.Detail*10 + d
+		}
+	}
+	if e.Class != code/100 {
+		return EnhancedCode{}
+	}
+	return e
+}
+
+// enhancedLen returns the length of the "class.subject.detail" prefix of s
+// (RFC 3463 §2: class 2, 4 or 5; subject and detail 1 to 3 digits), followed
+// by a space or the end of s, or 0 if s does not start with one.
+func enhancedLen(s string) int {
+	if len(s) < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.' {
+		return 0
+	}
+	i := 2
+	for part := 0; part < 2; part++ {
+		start := i
+		for i < len(s) && i-start < 4 && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if n := i - start; n < 1 || n > 3 {
+			return 0
+		}
+		if part == 0 {
+			if i >= len(s) || s[i] != '.' {
+				return 0
+			}
+			i++
+		}
+	}
+	if i < len(s) && s[i] != ' ' {
+		return 0
+	}
+	return i
+}

@@ -1,0 +1,37 @@
+package smtp
+
+import "crypto/tls"
+
+// ClientTrace is a set of hooks run at points in a Client's life, in the
+// manner of net/http/httptrace. Any hook may be nil. Hooks run synchronously
+// on the goroutine that called the Client method, so they must be quick and
+// must not call the Client.
+//
+// No hook ever sees credentials: the arguments of AUTH and the client's
+// responses to 334 challenges are replaced by "<redacted>", and so is the
+// text of 334 replies.
+type ClientTrace struct {
+	// CommandSent is called with each command line the Client writes,
+	// without its CRLF, after it is put in the write buffer (it may reach
+	// the network later, with the rest of its pipelined group).
+	CommandSent func(line string)
+
+	// ReplyRead is called with each reply read, whether it was expected or
+	// not. The Reply must not be kept after the hook returns.
+	ReplyRead func(r *Reply)
+
+	// TLSHandshakeDone is called after a TLS handshake, implicit or after
+	// STARTTLS, with its outcome.
+	TLSHandshakeDone func(state tls.ConnectionState, err error)
+
+	// DataProgress is called while message data is written, with the
+	// number of canonical octets (RFC 1845 §3: before dot-stuffing) written
+	// so far and the total if known, or -1. It is called at most once per
+	// ProgressInterval octets and once when the data is complete.
+	DataProgress func(written, total int64)
+}
+
+// ProgressInterval is the number of octets between two DataProgress calls.
+const ProgressInterval = 64 << 10
+
+const redacted = "<redacted>"
