@@ -154,6 +154,9 @@ func parseReplyLine(line []byte) (code int, more bool, text []byte, err error) {
 	if bytes.IndexByte(line, 0) >= 0 {
 		return 0, false, nil, protocolError("NUL in reply", line, nil)
 	}
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return 0, false, nil, protocolError("bare CR in reply", line, nil)
+	}
 	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 	if len(line) == 3 {
 		return code, false, nil, nil

@@ -1,0 +1,137 @@
+package smtp
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func readTestReply(input string, maxLine, maxReply int) (*Reply, error) {
+	rr := replyReader{r: bufio.NewReaderSize(strings.NewReader(input), maxLine+2), maxLine: maxLine, maxReply: maxReply}
+	rep := new(Reply)
+	err := rr.read(rep)
+	return rep, err
+}
+
+// RFC 5321 §4.2 reply syntax, RFC 2034 §4 enhanced codes, and the
+// tolerance real MTAs show.
+func TestReply_Parses(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		code     int
+		enhanced EnhancedCode
+		lines    []string
+	}{
+		{"single line", "250 OK\r\n", 250, EnhancedCode{}, []string{"OK"}},
+		{"multi-line", "250-mx.example.com\r\n250-SIZE 100\r\n250 8BITMIME\r\n", 250, EnhancedCode{}, []string{"mx.example.com", "SIZE 100", "8BITMIME"}},
+		{"code with no text", "250\r\n", 250, EnhancedCode{}, []string{""}},
+		{"code and space", "354 \r\n", 354, EnhancedCode{}, []string{""}},
+		{"bare LF line end", "221 bye\n", 221, EnhancedCode{}, []string{"bye"}},
+		{"enhanced code", "550 5.1.1 no such user\r\n", 550, EnhancedCode{5, 1, 1}, []string{"5.1.1 no such user"}},
+		{"enhanced code alone", "250 2.0.0\r\n", 250, EnhancedCode{2, 0, 0}, []string{"2.0.0"}},
+		{"three-digit enhanced parts", "452 4.123.456 full\r\n", 452, EnhancedCode{4, 123, 456}, []string{"4.123.456 full"}},
+		{"class disagreeing with code is not an enhanced code", "250 5.1.1 odd\r\n", 250, EnhancedCode{}, []string{"5.1.1 odd"}},
+		{"version number is not an enhanced code", "220 mail 2.0.10a ready\r\n", 220, EnhancedCode{}, []string{"mail 2.0.10a ready"}},
+		{"too many digits", "550 5.1234.1 x\r\n", 550, EnhancedCode{}, []string{"5.1234.1 x"}},
+		{"8-bit text is kept", "250 Grüße\r\n", 250, EnhancedCode{}, []string{"Grüße"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := readTestReply(tt.in, DefaultMaxLineLength, DefaultMaxReplySize)
+			require.NoError(t, err)
+			assert.Equal(t, tt.code, rep.Code)
+			assert.Equal(t, tt.enhanced, rep.Enhanced)
+			assert.Equal(t, tt.lines, rep.Lines)
+		})
+	}
+}
+
+// Malformed and hostile replies end in a typed error, within the limits.
+func TestReply_RejectsMalformedAndOversized(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		limit   error
+		wantEOF bool
+	}{
+		{name: "short line", in: "25\r\n"},
+		{name: "letters for a code", in: "abc hello\r\n"},
+		{name: "code out of range", in: "600 what\r\n"},
+		{name: "second digit out of range", in: "270 what\r\n"},
+		{name: "1yz is not an SMTP reply", in: "150 ok\r\n"},
+		{name: "bad separator", in: "250_ok\r\n"},
+		{name: "NUL in text", in: "250 o\x00k\r\n"},
+		{name: "bare CR in text", in: "250 o\rk\r\n"},
+		{name: "code changes mid-reply", in: "250-first\r\n550 second\r\n"},
+		{name: "line over the limit", in: "250 " + strings.Repeat("x", 3000) + "\r\n", limit: ErrLineTooLong},
+		{name: "reply over the limit", in: strings.Repeat("250-xxxxxxxxxxxxxxxxxxxx\r\n", 200) + "250 end\r\n", limit: ErrReplyTooLong},
+		{name: "ends mid-reply", in: "250-more to come\r\n", wantEOF: true},
+		{name: "ends mid-line", in: "250 no line end", wantEOF: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readTestReply(tt.in, 2048, 4096)
+			require.Error(t, err)
+			if tt.wantEOF {
+				require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+				return
+			}
+			var pe *ProtocolError
+			require.ErrorAs(t, err, &pe)
+			if tt.limit != nil {
+				require.ErrorIs(t, err, tt.limit)
+			}
+		})
+	}
+}
+
+func TestReply_TextDropsEnhancedCodes(t *testing.T) {
+	rep, err := readTestReply("550-5.1.1 no such\r\n550 5.1.1 user\r\n", DefaultMaxLineLength, DefaultMaxReplySize)
+	require.NoError(t, err)
+	assert.Equal(t, "no such\nuser", rep.Text())
+	assert.Equal(t, "5.1.1 no such\n5.1.1 user", rep.Msg())
+}
+
+// FuzzReply checks that any input parses into a reply that obeys the
+// grammar, or into a typed error, without panicking or exceeding the
+// limits.
+func FuzzReply(f *testing.F) {
+	for _, s := range []string{
+		"250 OK\r\n", "250-a\r\n250 b\r\n", "550 5.1.1 x\r\n", "250\r\n", "220 \n", "250-a\r\n251 b\r\n",
+		"354 go\r\n", "999 x\r\n", "250 \x00\r\n", "452 4.3.1 full\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rep, err := readTestReply(string(in), 2048, 4096)
+		if err != nil {
+			var pe *ProtocolError
+			if !errors.As(err, &pe) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+			return
+		}
+		if rep.Code < 200 || rep.Code > 559 || len(rep.Lines) == 0 {
+			t.Fatalf("bad reply %+v", rep)
+		}
+		total := 0
+		for _, l := range rep.Lines {
+			total += len(l)
+			if strings.ContainsAny(l, "\r\n\x00") {
+				t.Fatalf("line holds a line break or NUL: %q", l)
+			}
+		}
+		if total > 4096 {
+			t.Fatalf("reply of %d octets passed a 4096 limit", total)
+		}
+		if !rep.Enhanced.IsZero() && rep.Enhanced.Class != rep.Code/100 {
+			t.Fatalf("enhanced class %d with code %d", rep.Enhanced.Class, rep.Code)
+		}
+	})
+}
