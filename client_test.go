@@ -259,8 +259,8 @@ func TestAuth_Exchanges(t *testing.T) {
 				"C: dXNlciAyODdlYjM1NTExNGNmNWM0NzFjMjZhODc1ZjFjYTRhZQ==", "S: 235 ok"},
 		},
 		{
-			name: "go-sasl LOGIN through the adapter",
-			auth: SASLAuth(sasl.NewLoginClient("user", "pass")),
+			name:   "go-sasl LOGIN through the adapter",
+			auth:   SASLAuth(sasl.NewLoginClient("user", "pass")),
 			script: []string{"C: AUTH LOGIN dXNlcg==", "S: 334 UGFzc3dvcmQ6", "C: cGFzcw==", "S: 235 ok"},
 		},
 		{
