@@ -598,15 +598,35 @@ func (w *dataWriter) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	t := c.trace
+	if t == nil || t.DataProgress == nil {
+		return w.write(p)
+	}
+	// Report progress within large writes too (io.Copy from a
+	// bytes.Reader hands over the whole message at once).
+	n := 0
+	for n < len(p) {
+		chunk := p[n:min(len(p), n+ProgressInterval)]
+		m, err := w.write(chunk)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if c.dot.Count() >= w.next {
+			t.DataProgress(c.dot.Count(), -1)
+			w.next = c.dot.Count() + ProgressInterval
+		}
+	}
+	return n, nil
+}
+
+func (w *dataWriter) write(p []byte) (int, error) {
+	c := w.c
 	c.writeTimeout = c.timeouts.DataBlock
 	n, err := c.dot.Write(p)
 	c.writeTimeout = 0
 	if err != nil {
 		return n, c.fail(fmt.Errorf("smtp: writing message data: %w", err))
-	}
-	if t := c.trace; t != nil && t.DataProgress != nil && c.dot.Count() >= w.next {
-		t.DataProgress(c.dot.Count(), -1)
-		w.next = c.dot.Count() + ProgressInterval
 	}
 	return n, nil
 }

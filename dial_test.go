@@ -158,7 +158,7 @@ func startSOCKS5(t *testing.T) (string, <-chan []string) {
 		if _, err := io.ReadFull(c, req); err != nil || req[3] != 1 {
 			return
 		}
-		target := fmt.Sprintf("%s:%d", net.IP(req[4:8]), binary.BigEndian.Uint16(req[8:10]))
+		target := net.JoinHostPort(net.IP(req[4:8]).String(), fmt.Sprint(binary.BigEndian.Uint16(req[8:10])))
 		targets = append(targets, target)
 		up, err := net.Dial("tcp", target)
 		if err != nil {

@@ -1,0 +1,468 @@
+// Package smtptest provides an in-process SMTP server for tests and demos.
+//
+// A Server listens on 127.0.0.1 on an ephemeral port and serves each
+// connection on its own goroutine. It implements the server side of RFC 5321
+// together with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME, DSN
+// parameters, ENHANCEDSTATUSCODES (RFC 2034), CHUNKING/BINARYMIME (RFC 3030),
+// CHECKPOINT (RFC 1845), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN (RFC 4954)
+// and SMTPUTF8 parameters. Received messages, per-connection transcripts and
+// flush counts are recorded for inspection, and Faults inject misbehaviour.
+//
+// Replies are buffered and flushed only when the server is about to block
+// reading from the client (no complete command left in its input buffer), as
+// real pipelining servers do, so the number of flushes equals the number of
+// round trips a client needed.
+//
+// Pseudo-verbs: besides real command verbs, fault and override keys may name
+// "GREETING" (the connection greeting) and "." (the end of message data: the
+// terminating dot of DATA, or the BDAT LAST chunk).
+//
+// Close stops the listener and every connection goroutine and waits for them.
+package smtptest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultHostname is the name used when Config.Hostname is empty.
+const DefaultHostname = "smtptest.local"
+
+// DefaultMaxLineLength is the command line limit used when
+// Config.MaxLineLength is zero.
+const DefaultMaxLineLength = 64 << 10
+
+// DefaultMaxMessageSize bounds stored message data when Config.MaxMessageSize
+// is zero and no SIZE limit is advertised.
+const DefaultMaxMessageSize = 64 << 20
+
+// DefaultExtensions returns the EHLO keywords advertised when
+// Config.Extensions is nil.
+func DefaultExtensions() []string {
+	return []string{
+		"PIPELINING",
+		"8BITMIME",
+		"ENHANCEDSTATUSCODES",
+		"SIZE 10485760",
+		"DSN",
+		"CHUNKING",
+		"CHECKPOINT",
+		"STARTTLS",
+		"AUTH PLAIN LOGIN",
+	}
+}
+
+// Config configures a Server. The zero value is usable.
+type Config struct {
+	// Hostname is used in the greeting and the EHLO/HELO replies.
+	// Default DefaultHostname.
+	Hostname string
+	// Extensions lists the EHLO keywords advertised, in order, each with its
+	// parameters (e.g. "SIZE 10485760", "AUTH PLAIN LOGIN"). Nil means
+	// DefaultExtensions(); a non-nil empty slice advertises nothing. The
+	// list also decides which commands and MAIL/RCPT parameters are
+	// accepted, whether enhanced status codes are used (ENHANCEDSTATUSCODES)
+	// and the SIZE limit. STARTTLS is not advertised once TLS is active.
+	Extensions []string
+	// NoEHLO makes EHLO fail with "502 5.5.1" (a HELO-only server). ESMTP
+	// parameters and extension commands are then refused, since no
+	// extension was advertised.
+	NoEHLO bool
+	// Users holds AUTH PLAIN/LOGIN credentials (user -> password).
+	// Nil accepts nobody (535).
+	Users map[string]string
+	// RequireAuth makes MAIL fail with 530 5.7.0 until AUTH succeeded.
+	RequireAuth bool
+	// RequireTLS makes MAIL fail with 530 5.7.0 and AUTH with 538 5.7.11
+	// until STARTTLS succeeded.
+	RequireTLS bool
+	// MaxLineLength bounds command lines (default DefaultMaxLineLength);
+	// longer lines are discarded and answered "500 5.5.2 line too long".
+	MaxLineLength int
+	// MaxMessageSize bounds the stored message data. Default: the advertised
+	// SIZE limit if any, else DefaultMaxMessageSize. Larger messages are
+	// read and discarded and answered "552 5.3.4".
+	MaxMessageSize int64
+	// ReplyDelay is slept before every reply (latency emulation).
+	ReplyDelay time.Duration
+	// Faults applies to every connection without an entry in ConnFaults.
+	Faults Faults
+	// ConnFaults replaces Faults for the connection with the given 1-based
+	// index (see Server.Conns), e.g. {1: {CloseAfterDataOctets: 1000}} cuts
+	// the first connection and lets the reconnection succeed.
+	ConnFaults map[int]Faults
+	// Handler, if set, is consulted for every command and pseudo-verb before
+	// Faults.Reply; returning ok overrides the reply exactly as an entry in
+	// Faults.Reply would. It is called concurrently from connection
+	// goroutines.
+	Handler func(cmd Command) (reply string, ok bool)
+	// Checkpoints is the RFC 1845 state store; nil gives the Server a new
+	// private one. Share a store between Servers to survive a restart.
+	Checkpoints *CheckpointStore
+	// Logf, if set, receives every transcript line. It must remain usable
+	// until Close returns (t.Logf qualifies if Close runs before the test
+	// ends).
+	Logf func(format string, args ...any)
+}
+
+// Command describes a command (or pseudo-verb) passed to Config.Handler.
+type Command struct {
+	// Conn is the 1-based connection index.
+	Conn int
+	// Verb is the upper-cased command verb, or "GREETING" or ".".
+	Verb string
+	// Line is the command line as received, without CRLF ("" for
+	// GREETING, "." for the end of message data).
+	Line string
+}
+
+// Faults describes misbehaviour to inject. Verb keys are case-insensitive
+// and may be a command verb or a pseudo-verb ("GREETING", "."). Each fault
+// that closes or stalls the connection fires at most once per connection by
+// nature; use Config.ConnFaults to target particular connections.
+type Faults struct {
+	// CloseAfterCommand closes the connection as soon as a command with
+	// this verb has been received, without executing or answering it.
+	// Replies already buffered for earlier commands are flushed first.
+	// "." closes after the whole message data was received but before it
+	// is processed (all of it stays in the checkpoint store);
+	// "GREETING" closes instead of greeting.
+	CloseAfterCommand string
+	// CloseBeforeReply executes the command with this verb completely
+	// (state changes, message stored, checkpoint marked complete) but
+	// closes the connection instead of sending its reply; earlier buffered
+	// replies are flushed first. With "." this simulates a final 250 lost
+	// in transit.
+	CloseBeforeReply string
+	// CloseAfterDataOctets, if > 0, closes the connection abruptly once
+	// this many octets of message data of one transaction have been
+	// received: counted on the wire (dot-stuffed, terminator included)
+	// after DATA's 354, and as chunk payload octets for BDAT, summed over
+	// the transaction's data commands on this connection. It does not fire
+	// if the data ended within those octets. Data received up to the cut
+	// stays in the checkpoint store when the transaction has a TRANSID.
+	CloseAfterDataOctets int64
+	// Stall makes the server never send the reply to this verb (flushing
+	// earlier replies first) and block until Close; "GREETING" never
+	// greets.
+	Stall string
+	// Delay is slept before every reply to the given verb (in addition to
+	// Config.ReplyDelay); "GREETING" delays the greeting.
+	Delay map[string]time.Duration
+	// Reply maps a verb to raw reply text sent instead of the normal reply
+	// (CRLF is appended if the text does not end in "\n"; it may be
+	// multi-line or malformed). If the override's first character is the
+	// class of the command's normal success reply ('2'; '3' for DATA; '2'
+	// or '3' for AUTH) the command is executed normally and only its first
+	// reply's text is replaced; otherwise the command is not executed (a
+	// BDAT chunk is still read and discarded, and fails the transaction).
+	// An empty string sends nothing. For "GREETING", a 4xx override is
+	// followed by closing, any other non-2xx puts the session in the RFC
+	// 5321 section 3.1 state where everything but QUIT gets 503.
+	Reply map[string]string
+	// InjectAfterSTARTTLS is written in the same packet right after the
+	// "220" reply to STARTTLS, before the TLS handshake (the RFC 3207
+	// response-injection attack).
+	InjectAfterSTARTTLS string
+}
+
+// Message is a message accepted by the server (final 250 sent or about to
+// be).
+type Message struct {
+	// From is the reverse-path without angle brackets ("" for <>).
+	From string
+	// To holds the accepted forward-paths without angle brackets.
+	To []string
+	// MailParams holds the MAIL parameters as sent ("SIZE=123", "SMTPUTF8").
+	MailParams []string
+	// RcptParams[i] holds the RCPT parameters of To[i].
+	RcptParams [][]string
+	// Data is the message content: for DATA un-stuffed, without the
+	// terminating ".\r\n" (the final line's CRLF is kept); for BDAT the
+	// concatenated chunks. A resumed transaction's data includes the
+	// octets stored before the interruption.
+	Data []byte
+	// Via is the command that transferred the final part of the data:
+	// "DATA" or "BDAT".
+	Via string
+	// TransID is the MAIL TRANSID value as sent (with angle brackets), or "".
+	TransID string
+	// ResumedAt lists the octet offsets announced in 355 replies while the
+	// transaction was resumed (empty if it never was).
+	ResumedAt []int64
+	// QueueID is the id in the final reply ("Q1", "Q2", ...).
+	QueueID string
+	// ConnIndex is the 1-based index of the connection that completed it.
+	ConnIndex int
+	// Helo is the EHLO/HELO argument of that connection.
+	Helo string
+	// TLS reports whether that connection was using TLS.
+	TLS bool
+	// AuthUser is the authenticated user on that connection, or "".
+	AuthUser string
+}
+
+// Server is a running test SMTP server.
+type Server struct {
+	// Addr is the "127.0.0.1:port" address the server listens on.
+	Addr string
+
+	cfg      Config
+	ext      []string
+	enh      bool
+	sizeMax  int64
+	maxMsg   int64
+	maxLine  int
+	store    *CheckpointStore
+	ln       net.Listener
+	tlsCert  tls.Certificate
+	done     chan struct{}
+	wg       sync.WaitGroup
+	queueSeq atomic.Int64
+
+	mu       sync.Mutex
+	closed   bool
+	faults   Faults
+	conns    []*connRecord
+	messages []Message
+}
+
+type connRecord struct {
+	raw        net.Conn
+	transcript []string
+	flushes    int
+}
+
+var tokenSeq atomic.Uint64
+
+// NewServer starts a server listening on 127.0.0.1:0.
+func NewServer(cfg Config) (*Server, error) {
+	cert, _, err := loadCert()
+	if err != nil {
+		return nil, fmt.Errorf("smtptest: generating certificate: %w", err)
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = DefaultHostname
+	}
+	s := &Server{
+		cfg:     cfg,
+		ext:     cfg.Extensions,
+		maxLine: cfg.MaxLineLength,
+		store:   cfg.Checkpoints,
+		tlsCert: cert,
+		done:    make(chan struct{}),
+		faults:  cfg.Faults,
+	}
+	if s.ext == nil {
+		s.ext = DefaultExtensions()
+	}
+	s.ext = append([]string(nil), s.ext...)
+	if s.maxLine <= 0 {
+		s.maxLine = DefaultMaxLineLength
+	}
+	if s.store == nil {
+		s.store = NewCheckpointStore()
+	}
+	for _, e := range s.ext {
+		kw, param, _ := strings.Cut(e, " ")
+		switch strings.ToUpper(kw) {
+		case "ENHANCEDSTATUSCODES":
+			s.enh = true
+		case "SIZE":
+			if n, err := strconv.ParseInt(strings.TrimSpace(param), 10, 64); err == nil && n > 0 {
+				s.sizeMax = n
+			}
+		}
+	}
+	s.maxMsg = cfg.MaxMessageSize
+	if s.maxMsg <= 0 {
+		s.maxMsg = s.sizeMax
+	}
+	if s.maxMsg <= 0 {
+		s.maxMsg = DefaultMaxMessageSize
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("smtptest: %w", err)
+	}
+	s.ln = ln
+	s.Addr = ln.Addr().String()
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns = append(s.conns, &connRecord{raw: nc})
+		idx := len(s.conns)
+		f, ok := s.cfg.ConnFaults[idx]
+		if !ok {
+			f = s.faults
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		c := newConn(s, nc, idx, f)
+		go c.serve()
+	}
+}
+
+// Close stops the listener, closes every connection (ending stalls and
+// delays) and waits for all server goroutines to exit. It is safe to call
+// more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	for _, r := range s.conns {
+		r.raw.Close()
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+// SetFaults replaces Config.Faults for connections accepted from now on
+// (entries in Config.ConnFaults still take precedence).
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Messages returns a copy of the completed messages, in completion order.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, len(s.messages))
+	for i, m := range s.messages {
+		out[i] = m.clone()
+	}
+	return out
+}
+
+func (m Message) clone() Message {
+	m.To = append([]string(nil), m.To...)
+	m.MailParams = append([]string(nil), m.MailParams...)
+	rp := make([][]string, len(m.RcptParams))
+	for i, p := range m.RcptParams {
+		rp[i] = append([]string(nil), p...)
+	}
+	m.RcptParams = rp
+	m.Data = append([]byte(nil), m.Data...)
+	m.ResumedAt = append([]int64(nil), m.ResumedAt...)
+	return m
+}
+
+// Conns returns the number of connections accepted so far. Connections are
+// numbered from 1 in accept order; the count includes a connection before
+// its greeting is sent.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Transcript returns the transcript of connection conn (1-based), or nil if
+// there is no such connection. Lines are prefixed "C: " (a command line as
+// received, AUTH responses included verbatim), "S: " (one reply line as
+// queued for sending) or "* " (an event: "* flush", "* tls ...",
+// "* close ..." and the like). Message data is summarized as
+// "C: <data N octets>" or "C: <chunk N octets>" (wire octets).
+func (s *Server) Transcript(conn int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if conn < 1 || conn > len(s.conns) {
+		return nil
+	}
+	return append([]string(nil), s.conns[conn-1].transcript...)
+}
+
+// Flushes returns how many times the server flushed buffered replies to
+// connection conn (1-based), i.e. the number of server-to-client turnarounds
+// including the greeting; conn 0 returns the total over all connections.
+// Only flushes that wrote something are counted.
+func (s *Server) Flushes(conn int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if conn == 0 {
+		n := 0
+		for _, r := range s.conns {
+			n += r.flushes
+		}
+		return n
+	}
+	if conn < 1 || conn > len(s.conns) {
+		return 0
+	}
+	return s.conns[conn-1].flushes
+}
+
+// Checkpoints returns the CHECKPOINT state store in use.
+func (s *Server) Checkpoints() *CheckpointStore { return s.store }
+
+// Certificate returns the server's self-signed certificate (valid for
+// "localhost", 127.0.0.1 and ::1; shared by all Servers in the process).
+func (s *Server) Certificate() *x509.Certificate { return s.tlsCert.Leaf }
+
+// RootCAs returns a new pool containing the server's certificate.
+func (s *Server) RootCAs() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.tlsCert.Leaf)
+	return p
+}
+
+// ClientTLSConfig returns a client configuration that trusts the server's
+// certificate, with ServerName "localhost".
+func (s *Server) ClientTLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.RootCAs(), ServerName: "localhost", MinVersion: tls.VersionTLS12}
+}
+
+func (s *Server) record(conn int, line string) {
+	s.mu.Lock()
+	s.conns[conn-1].transcript = append(s.conns[conn-1].transcript, line)
+	s.mu.Unlock()
+	if s.cfg.Logf != nil {
+		s.cfg.Logf("smtptest[%d] %s", conn, line)
+	}
+}
+
+func (s *Server) noteFlush(conn int) {
+	s.mu.Lock()
+	s.conns[conn-1].flushes++
+	s.mu.Unlock()
+}
+
+func (s *Server) addMessage(m Message) {
+	s.mu.Lock()
+	s.messages = append(s.messages, m)
+	s.mu.Unlock()
+}
