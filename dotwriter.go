@@ -1,0 +1,463 @@
+package smtp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+// ErrDotWriterClosed is returned by [DotWriter.Write] and [DotWriter.Close]
+// once the DotWriter has been closed.
+var ErrDotWriterClosed = errors.New("smtp: write to closed DotWriter")
+
+// States of a DotWriter, describing the last canonical octet accepted.
+const (
+	dotBOL  = iota // at the start of a line (or of the message)
+	dotData        // inside a line
+	dotCR          // after a CR whose LF has not been seen yet
+)
+
+const (
+	// dotBufSize is the size of the buffer that coalesces short pieces
+	// (single lines and inserted CR, LF and stuffing octets).
+	dotBufSize = 4096
+	// dotDirect is the length from which a run of input is written
+	// straight to the underlying writer instead of being buffered.
+	dotDirect = 512
+)
+
+// dotEnd is the longest sequence Close may write: the CRLF completing a
+// last line that lacked one, and the "." CRLF terminator.
+var dotEnd = []byte("\r\n.\r\n")
+
+// DotWriter converts a message to SMTP canonical form, dot-stuffs it, and
+// ends it with CRLF "." CRLF, as the DATA command requires (RFC 5321
+// §4.5.2, §4.1.1.4). A DotWriter must be created with [NewDotWriter] (or a
+// zero DotWriter set up with [DotWriter.Reset]); it is not safe for
+// concurrent use.
+//
+// Canonical form means that every line ends in CRLF (RFC 5321 §2.3.8). The
+// input may use CRLF, a bare LF or a bare CR as a line ending, and each of
+// them is written as CRLF; a CR at the end of one Write and an LF at the
+// start of the next are one CRLF. Treating a bare CR as a line ending rather
+// than passing it through is deliberate: RFC 5321 §2.3.8 forbids sending
+// bare CR or LF, and a server that reads a bare CR (or "\r.\r") differently
+// from this writer could be made to see the end of the data early, which is
+// what "SMTP smuggling" exploits. After conversion, no line on the wire
+// starts with a single "." and no CR or LF appears outside a CRLF.
+//
+// A "." at the start of a canonical line is sent as "..".
+//
+// The canonical octets are counted (see [DotWriter.Count]); this is the
+// offset basis of RFC 1845 checkpoint/restart, which [DotWriter.Skip] uses
+// to resume an interrupted transfer.
+//
+// DotWriter scans its input and writes long runs of it in a single call to
+// the underlying writer. Short pieces are collected in a small internal
+// buffer, which is always emptied before Write or Close returns; a DotWriter
+// never holds data between calls. It does not allocate in the steady state.
+type DotWriter struct {
+	w       io.Writer
+	buf     []byte // pending output, written to w before Write returns
+	err     error  // sticky error from w
+	count   int64  // canonical octets accepted, skipped ones included
+	written int64  // octets written to w
+	skip    int64  // canonical octets still to be skipped
+	state   uint8
+	closed  bool
+}
+
+// NewDotWriter returns a DotWriter that writes the dot-stuffed message to w.
+// It never fails.
+func NewDotWriter(w io.Writer) *DotWriter {
+	return &DotWriter{w: w, buf: make([]byte, 0, dotBufSize)}
+}
+
+// Reset discards any state of d, including a sticky error and a pending
+// Skip, and makes it write a new message to w, as if it had been returned by
+// NewDotWriter(w). It keeps d's internal buffer, so reusing a DotWriter does
+// not allocate. It never fails.
+func (d *DotWriter) Reset(w io.Writer) {
+	*d = DotWriter{w: w, buf: d.buf[:0]}
+}
+
+// Skip makes the DotWriter consume, but not write, the first n canonical
+// octets of the message (offsets 0 to n-1, counted as by [DotWriter.Count]).
+// It implements the restart of RFC 1845 §3, whose octet offset is "counted
+// on canonical data, before dot-stuffing". Skip should be called before the
+// first Write; octets already accepted are not affected, and the last call
+// to Skip wins. It never fails.
+//
+// What is written is exactly the tail of what a DotWriter without Skip
+// would write, starting at the wire position of canonical octet n:
+//
+//   - if octet n is a "." at the start of a line, it is stuffed (".." is
+//     written), as in the full transfer; a "." in the middle of a line or a
+//     skipped "." is never stuffed;
+//   - the CR and the LF of a line ending are two octets, so n may fall
+//     between them: the output then starts with "\n". This holds for the
+//     LF half of a CRLF that was converted from a bare CR or bare LF too;
+//   - the CRLF that Close adds to a message that does not end in one is
+//     part of the canonical data and can be skipped like the rest: if n is
+//     the size of the message as written (without that CRLF), the output is
+//     "\r\n.\r\n";
+//   - if n is at least the canonical size of the message, the output is
+//     ".\r\n" alone.
+func (d *DotWriter) Skip(n int64) {
+	d.skip = max(n-d.count, 0)
+}
+
+// Count returns the number of canonical octets accepted so far: the message
+// after line ending conversion, before dot-stuffing, without the "." CRLF
+// terminator. It includes octets consumed by [DotWriter.Skip] and, after
+// Close, the CRLF that Close may add. This is the RFC 1845 octet offset.
+func (d *DotWriter) Count() int64 { return d.count }
+
+// Written returns the number of octets written to the underlying writer so
+// far, after dot-stuffing and including the terminator once Close has
+// written it: what went on the wire.
+func (d *DotWriter) Written() int64 { return d.written }
+
+// Write converts p to canonical form, dot-stuffs it and writes it to the
+// underlying writer. Its return values follow io.Writer: n == len(p) and a
+// nil error on success. If the underlying writer fails (or writes short,
+// reported as [io.ErrShortWrite]) Write returns that error with n < len(p),
+// the number of input octets handled before the failure, and every later
+// Write or Close returns the same error without writing anything: the
+// DotWriter is unusable until Reset. After Close, Write returns
+// [ErrDotWriterClosed].
+func (d *DotWriter) Write(p []byte) (n int, err error) {
+	if d.closed {
+		return 0, ErrDotWriterClosed
+	}
+	if d.err != nil {
+		return 0, d.err
+	}
+	q := p
+	if d.skip > 0 {
+		q = d.skipPrefix(q)
+	}
+	if len(q) == 0 {
+		return len(p), nil
+	}
+	if k, ok := d.scan(q); !ok {
+		return len(p) - len(q) + k, d.err
+	}
+	return len(p), nil
+}
+
+// Close completes the message. If the canonical data is not empty and does
+// not end in CRLF, it writes the missing CRLF (just LF if the data ended with
+// a CR, whose LF had not been seen yet), then the terminating "." CRLF;
+// octets that [DotWriter.Skip] still has to skip are not written. Close does
+// not close the underlying writer. It returns the underlying writer's error,
+// or the sticky error of an earlier Write. A second Close writes nothing and
+// returns [ErrDotWriterClosed].
+func (d *DotWriter) Close() error {
+	if d.closed {
+		return ErrDotWriterClosed
+	}
+	d.closed = true
+	if d.err != nil {
+		return d.err
+	}
+	var add int64 // canonical octets completing the last line
+	switch d.state {
+	case dotData:
+		add = 2
+	case dotCR:
+		add = 1
+	}
+	d.count += add
+	skipped := min(d.skip, add)
+	d.skip -= skipped
+	d.state = dotBOL
+	d.out(dotEnd[2-add+skipped:]) // the buffer is empty between calls
+	return d.err
+}
+
+// skipPrefix consumes canonical octets of p while d.skip > 0, updating the
+// state and the count, and returns the rest of p.
+func (d *DotWriter) skipPrefix(p []byte) []byte {
+	i, state := 0, d.state
+	for i < len(p) && d.skip > 0 {
+		switch state {
+		case dotCR:
+			// The LF of the line ending: p[i] or, for a bare CR, an
+			// inserted one.
+			state = dotBOL
+			d.skip--
+			d.count++
+			if p[i] == '\n' {
+				i++
+			}
+			continue
+		case dotBOL:
+			state = dotData // a skipped "." is not stuffed
+		}
+		lim := len(p)
+		if int64(lim-i) > d.skip {
+			lim = i + int(d.skip)
+		}
+		k := i
+		for k < lim && p[k] != '\r' && p[k] != '\n' {
+			k++
+		}
+		d.skip -= int64(k - i)
+		d.count += int64(k - i)
+		i = k
+		if k == lim {
+			continue
+		}
+		// A CR, or the CR inserted before a bare LF.
+		d.skip--
+		d.count++
+		if p[k] == '\r' {
+			i++
+			state = dotCR
+			continue
+		}
+		if d.skip == 0 {
+			// Skipping stops between the inserted CR and the LF: let scan
+			// write the LF as the second half of a CRLF.
+			state = dotCR
+			break
+		}
+		d.skip--
+		d.count++
+		i++
+		state = dotBOL
+	}
+	d.state = state
+	return p[i:]
+}
+
+// scan writes p, which is not empty, in canonical dot-stuffed form. It
+// returns (len(p), true), or on error the number of octets of p handled
+// before the failing write and false.
+//
+// Input is written in runs p[start:i] copied verbatim; only the octets that
+// are not in the input (the CR of a bare LF, the LF of a bare CR, stuffing
+// dots) are written separately. A stuffing dot is written by ending one run
+// just after a line-initial "." and starting the next one at that ".".
+//
+// Lines are found with bytes.IndexByte, checking only that each LF follows a
+// CR and that the next line does not start with "."; instead of looking for
+// bare CRs line by line, the number of CRs in each stretch of lines is
+// checked with one bytes.Count when the stretch ends. A stretch with a bare
+// CR is scanned again octet by octet ("careful" mode).
+func (d *DotWriter) scan(p []byte) (int, bool) {
+	var (
+		state   = d.state
+		start   = 0  // p[start:i] is accepted but not yet written
+		i       = 0  // next octet to look at
+		ins     = 0  // inserted canonical octets
+		careful = 0  // p[:careful] must be scanned octet by octet
+		nextCR  = -1 // index of a CR at or after the current stretch, or len(p)
+	)
+	for i < len(p) {
+		switch state {
+		case dotCR:
+			state = dotBOL
+			if p[i] == '\n' {
+				i++
+				continue
+			}
+			// Bare CR: supply its LF.
+			if !d.run(p[start:i]) || !d.put('\n') {
+				return start, false
+			}
+			ins++
+			start = i
+			continue
+		case dotBOL:
+			state = dotData
+			if p[i] == '.' {
+				if !d.run(p[start : i+1]) {
+					return start, false
+				}
+				start = i
+				i++
+				continue
+			}
+		}
+		// Inside a line at p[i].
+		if i < careful {
+			k := i
+			for k < len(p) && p[k] != '\r' && p[k] != '\n' {
+				k++
+			}
+			switch {
+			case k == len(p):
+				i = k
+			case p[k] == '\r':
+				i = k + 1
+				state = dotCR
+			default: // bare LF: supply its CR
+				if !d.run(p[start:k]) || !d.put('\r') {
+					return start, false
+				}
+				ins++
+				start = k
+				i = k + 1
+				state = dotBOL
+			}
+			continue
+		}
+		// Find the end of a stretch of lines that need nothing inserted,
+		// assuming there is no bare CR in it.
+		seg, pairs, stop := i, 0, 0
+		for {
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				stop = len(p)
+				break
+			}
+			j += i
+			if j == i || p[j-1] != '\r' {
+				stop = j // bare LF
+				break
+			}
+			pairs++
+			i = j + 1
+			if i == len(p) || p[i] == '.' {
+				stop = i
+				break
+			}
+		}
+		// Check the assumption: every CR in p[seg:stop] is followed by
+		// LF, except a CR ending p whose LF may come in the next Write.
+		if nextCR < seg {
+			if nextCR = bytes.IndexByte(p[seg:], '\r'); nextCR < 0 {
+				nextCR = len(p)
+			} else {
+				nextCR += seg
+			}
+		}
+		if nextCR < stop {
+			crs := pairs
+			if stop == len(p) && p[stop-1] == '\r' {
+				crs++
+			}
+			if bytes.Count(p[seg:stop], crBytes) != crs {
+				careful, i = stop, seg
+				continue
+			}
+		}
+		switch {
+		case stop == len(p):
+			i = stop
+			switch p[stop-1] {
+			case '\n':
+				state = dotBOL
+			case '\r':
+				state = dotCR
+			}
+		case p[stop] == '\n': // bare LF: supply its CR
+			for {
+				// The LF itself starts the next run.
+				b := p[start:stop]
+				if len(b) < dotDirect && len(d.buf)+len(b) < cap(d.buf) {
+					d.buf = append(d.buf, b...)
+					d.buf = append(d.buf, '\r')
+				} else if !d.run(b) || !d.put('\r') {
+					return start, false
+				}
+				ins++
+				start = stop
+				i = stop + 1
+				// Text with LF line endings: keep going while the next
+				// line has no leading "." and no CR and ends in an LF.
+				if i == len(p) || p[i] == '.' {
+					break
+				}
+				j := bytes.IndexByte(p[i:], '\n')
+				if j < 0 {
+					break
+				}
+				j += i
+				if nextCR < i {
+					if nextCR = bytes.IndexByte(p[i:], '\r'); nextCR < 0 {
+						nextCR = len(p)
+					} else {
+						nextCR += i
+					}
+				}
+				if nextCR < j {
+					break
+				}
+				stop = j
+			}
+			state = dotBOL
+		default: // "." at the start of a line: write it twice
+			if !d.run(p[start : stop+1]) {
+				return start, false
+			}
+			start = stop
+			i = stop + 1
+		}
+	}
+	if !d.run(p[start:]) || !d.flush() {
+		return start, false
+	}
+	d.state = state
+	d.count += int64(len(p) + ins)
+	return len(p), true
+}
+
+var crBytes = []byte{'\r'}
+
+// run writes b, buffering it if it is short.
+func (d *DotWriter) run(b []byte) bool {
+	if len(b) >= dotDirect {
+		return d.flush() && d.out(b)
+	}
+	if len(d.buf)+len(b) > cap(d.buf) && !d.grow() {
+		return false
+	}
+	d.buf = append(d.buf, b...)
+	return true
+}
+
+// put writes the single octet c through the buffer.
+func (d *DotWriter) put(c byte) bool {
+	if len(d.buf) == cap(d.buf) && !d.grow() {
+		return false
+	}
+	d.buf = append(d.buf, c)
+	return true
+}
+
+// grow makes room in the buffer, allocating it if d was not made by
+// NewDotWriter.
+func (d *DotWriter) grow() bool {
+	if d.buf == nil {
+		d.buf = make([]byte, 0, dotBufSize)
+		return true
+	}
+	return d.flush()
+}
+
+// flush writes the buffered octets to w.
+func (d *DotWriter) flush() bool {
+	if len(d.buf) == 0 {
+		return true
+	}
+	ok := d.out(d.buf)
+	d.buf = d.buf[:0]
+	return ok
+}
+
+// out writes b to w, recording a failure as the sticky error.
+func (d *DotWriter) out(b []byte) bool {
+	n, err := d.w.Write(b)
+	d.written += int64(n)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		d.err = err
+		return false
+	}
+	return true
+}
