@@ -1,0 +1,124 @@
+package smtp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/resmtp/smtp"
+)
+
+// Dial with a context, require TLS, authenticate and send one message.
+func ExampleDialer() {
+	d := &smtp.Dialer{
+		LocalName: "app1.example.org",
+		TLSPolicy: smtp.TLSRequired,
+		Timeouts:  smtp.Timeouts{Mail: 30 * time.Second},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	c, err := d.Dial(ctx, "mail.example.com:587")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.AuthContext(ctx, smtp.SASLAuth(sasl.NewPlainClient("", "user", "password"))); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.MailContext(ctx, "sender@example.org"); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.RcptContext(ctx, "recipient@example.net"); err != nil {
+		log.Fatal(err)
+	}
+	w, err := c.DataContext(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := io.WriteString(w, "Subject: hello\r\n\r\nHello.\r\n"); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil { // the server's reply to the final "."
+		log.Fatal(err)
+	}
+	if err := c.QuitContext(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Gmail and Microsoft 365 take an OAuth 2.0 access token with XOAUTH2.
+func ExampleXOAuth2Client() {
+	token := "ya29.a0Af..." // from your OAuth 2.0 flow
+	auth := smtp.SASLAuth(smtp.XOAuth2Client("user@gmail.com", token))
+	err := smtp.SendMail("smtp.gmail.com:587", auth, "user@gmail.com",
+		[]string{"friend@example.net"}, []byte("Subject: hi\r\n\r\nhi\r\n"))
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Inspect a refusal: the reply code, the RFC 3463 enhanced code, and whether
+// trying again later may help.
+func ExampleError() {
+	var err error = fmt.Errorf("sending: %w", &smtp.Error{Code: 452, Enhanced: smtp.EnhancedCode{Class: 4, Subject: 2, Detail: 2}, Msg: "4.2.2 mailbox full"})
+
+	var e *smtp.Error
+	if errors.As(err, &e) {
+		fmt.Println(e.Code, e.Enhanced, e.Temporary())
+	}
+	// Output: 452 4.2.2 true
+}
+
+// The DotWriter turns any line endings into CRLF, stuffs leading dots and
+// ends the data.
+func ExampleDotWriter() {
+	w := smtp.NewDotWriter(os.Stdout)
+	io.WriteString(w, "Subject: dots\n\n.one dot\nend")
+	w.Close()
+	fmt.Printf("%d canonical octets\n", w.Count())
+	// Output:
+	// Subject: dots
+	//
+	// ..one dot
+	// end
+	// .
+	// 32 canonical octets
+}
+
+// Resume after the server reported (RFC 1845 §3) that it already holds the
+// first 14 octets (the header): only the rest goes out, stuffed as it
+// would have been.
+func ExampleDotWriter_Skip() {
+	var out strings.Builder
+	w := smtp.NewDotWriter(&out)
+	w.Skip(14)
+	io.WriteString(w, "Subject: x\r\n\r\n.hidden\r\n")
+	w.Close()
+	fmt.Printf("%q\n", out.String())
+	// Output: "..hidden\r\n.\r\n"
+}
+
+// Trace the exchange; credentials are redacted before a hook sees them.
+func ExampleClientTrace() {
+	trace := &smtp.ClientTrace{
+		CommandSent: func(line string) { log.Printf("C: %s", line) },
+		ReplyRead:   func(r *smtp.Reply) { log.Printf("S: %d %s", r.Code, r.Msg()) },
+		DataProgress: func(written, total int64) {
+			log.Printf("%d octets sent", written)
+		},
+	}
+	d := &smtp.Dialer{Trace: trace}
+	c, err := d.Dial(context.Background(), "mail.example.com:25")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.Quit()
+}
