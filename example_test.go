@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"os"
 	"strings"
 	"time"
 
@@ -80,16 +79,18 @@ func ExampleError() {
 // The DotWriter turns any line endings into CRLF, stuffs leading dots and
 // ends the data.
 func ExampleDotWriter() {
-	w := smtp.NewDotWriter(os.Stdout)
+	var out strings.Builder
+	w := smtp.NewDotWriter(&out)
 	io.WriteString(w, "Subject: dots\n\n.one dot\nend")
 	w.Close()
+	fmt.Print(strings.ReplaceAll(out.String(), "\r\n", "<CRLF>\n"))
 	fmt.Printf("%d canonical octets\n", w.Count())
 	// Output:
-	// Subject: dots
-	//
-	// ..one dot
-	// end
-	// .
+	// Subject: dots<CRLF>
+	// <CRLF>
+	// ..one dot<CRLF>
+	// end<CRLF>
+	// .<CRLF>
 	// 32 canonical octets
 }
 
