@@ -108,11 +108,10 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		trace:      cfg.trace,
 		raw:        conn,
 	}
-	c.rr.maxLine = max(cfg.maxLineLength, DefaultMaxLineLength)
+	c.rr.maxLine, c.rr.maxReply = DefaultMaxLineLength, DefaultMaxReplySize
 	if cfg.maxLineLength > 0 {
 		c.rr.maxLine = max(cfg.maxLineLength, minMaxLineLength)
 	}
-	c.rr.maxReply = DefaultMaxReplySize
 	if cfg.maxReplySize > 0 {
 		c.rr.maxReply = max(cfg.maxReplySize, c.rr.maxLine)
 	}

@@ -97,11 +97,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	timeout := d.Timeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
+	dctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
 	defer cancel()
 	nd := d.NetDialer
 	if nd == nil {
@@ -111,11 +107,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtp: dial %s: %w", addr, err)
 	}
-	c, err := d.NewClient(ctx, conn, host)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return d.NewClient(ctx, conn, host)
 }
 
 // NewClient is Dial on a connection that is already open; host is the
@@ -135,11 +127,7 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 	}
 	if d.ImplicitTLS {
 		tc := tls.Client(conn, d.tlsConfig(host))
-		timeout := d.Timeout
-		if timeout == 0 {
-			timeout = 30 * time.Second
-		}
-		hctx, cancel := context.WithTimeout(ctx, timeout)
+		hctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if d.Trace != nil && d.Trace.TLSHandshakeDone != nil {
@@ -192,6 +180,13 @@ func (c *Client) session(ctx context.Context, d *Dialer) error {
 		return err
 	}
 	return c.ehlo(ctx)
+}
+
+func (d *Dialer) connectTimeout() time.Duration {
+	if d.Timeout == 0 {
+		return 30 * time.Second
+	}
+	return d.Timeout
 }
 
 func (d *Dialer) tlsConfig(host string) *tls.Config {
