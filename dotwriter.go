@@ -65,6 +65,7 @@ type DotWriter struct {
 	skip    int64  // canonical octets still to be skipped
 	state   uint8
 	closed  bool
+	raw     bool // canonical form only: no stuffing, no terminator (BDAT)
 }
 
 // NewDotWriter returns a DotWriter that writes the dot-stuffed message to w.
@@ -73,12 +74,22 @@ func NewDotWriter(w io.Writer) *DotWriter {
 	return &DotWriter{w: w, buf: make([]byte, 0, dotBufSize)}
 }
 
+// newCanonicalWriter returns a DotWriter that only converts to canonical
+// form (and completes the last line), for BDAT (RFC 3030 §2: text "MUST be
+// sent in the canonical MIME format"), which needs neither dot-stuffing nor
+// a terminator.
+func newCanonicalWriter(w io.Writer) *DotWriter {
+	d := NewDotWriter(w)
+	d.raw = true
+	return d
+}
+
 // Reset discards any state of d, including a sticky error and a pending
 // Skip, and makes it write a new message to w, as if it had been returned by
 // NewDotWriter(w). It keeps d's internal buffer, so reusing a DotWriter does
 // not allocate. It never fails.
 func (d *DotWriter) Reset(w io.Writer) {
-	*d = DotWriter{w: w, buf: d.buf[:0]}
+	*d = DotWriter{w: w, buf: d.buf[:0], raw: d.raw}
 }
 
 // Skip makes the DotWriter consume, but not write, the first n canonical
@@ -172,7 +183,13 @@ func (d *DotWriter) Close() error {
 	skipped := min(d.skip, add)
 	d.skip -= skipped
 	d.state = dotBOL
-	d.out(dotEnd[2-add+skipped:]) // the buffer is empty between calls
+	end := dotEnd[2-add+skipped:]
+	if d.raw {
+		end = end[:len(end)-3] // no "." CRLF
+	}
+	if len(end) > 0 {
+		d.out(end) // the buffer is empty between calls
+	}
 	return d.err
 }
 
@@ -272,7 +289,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 			continue
 		case dotBOL:
 			state = dotData
-			if p[i] == '.' {
+			if p[i] == '.' && !d.raw {
 				if !d.run(p[start : i+1]) {
 					return start, false
 				}
@@ -320,7 +337,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 			}
 			pairs++
 			i = j + 1
-			if i == len(p) || p[i] == '.' {
+			if i == len(p) || p[i] == '.' && !d.raw {
 				stop = i
 				break
 			}
@@ -368,7 +385,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 				i = stop + 1
 				// Text with LF line endings: keep going while the next
 				// line has no leading "." and no CR and ends in an LF.
-				if i == len(p) || p[i] == '.' {
+				if i == len(p) || p[i] == '.' && !d.raw {
 					break
 				}
 				j := bytes.IndexByte(p[i:], '\n')

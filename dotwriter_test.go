@@ -591,6 +591,30 @@ func FuzzDotWriterSkip(f *testing.F) {
 	})
 }
 
+// FuzzCanonicalWriter checks the BDAT form (RFC 3030 §2): canonical line
+// endings, a completed last line, no stuffing, no terminator, whatever the
+// Write boundaries and the skip.
+func FuzzCanonicalWriter(f *testing.F) {
+	addDotSeeds(f, func(data, splits []byte) { f.Add(data, uint64(0), splits); f.Add(data, uint64(3), splits) })
+	f.Fuzz(func(t *testing.T, data []byte, n uint64, splits []byte) {
+		canon := refCanon(data)
+		skip := int64(n % uint64(len(canon)+1))
+		var buf bytes.Buffer
+		d := newCanonicalWriter(&buf)
+		d.Skip(skip)
+		writeSplit(t, d, data, splits)
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), canon[skip:]) {
+			t.Fatalf("input %q skip %d:\n got %q\nwant %q", data, skip, buf.Bytes(), canon[skip:])
+		}
+		if d.Count() != int64(len(canon)) {
+			t.Fatalf("Count() = %d, want %d", d.Count(), len(canon))
+		}
+	})
+}
+
 // --- benchmark ---
 
 var (
