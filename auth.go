@@ -224,14 +224,12 @@ func (c *Client) authenticate(a Auth) error {
 		line += " =" // RFC 4954 §4: an empty initial response
 		traced += " ="
 	}
-	if err = c.send(cmd, traced, "%s", line); err == nil {
-		err = c.flush()
-	}
+	x, err := c.queue(cmd, traced, "%s", line)
 	for err == nil {
-		var rep *Reply
-		if rep, err = c.recv(); err != nil && rep == nil {
+		if err = c.await(x); err != nil {
 			break // the connection failed
 		}
+		rep := x.Reply
 		var msg []byte
 		switch rep.Code {
 		case 334:
@@ -256,9 +254,7 @@ func (c *Client) authenticate(a Auth) error {
 		if resp == nil {
 			break
 		}
-		if err = c.send(cmd, redacted, "%s", base64.StdEncoding.EncodeToString(resp)); err == nil {
-			err = c.flush()
-		}
+		x, err = c.queue(cmd, redacted, "%s", base64.StdEncoding.EncodeToString(resp))
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -43,13 +44,25 @@ type Client struct {
 
 	rr           replyReader
 	bw           *bufio.Writer
-	pending      []command // written, reply still due, oldest first
+	pending      []*Cmd // written, reply still due, oldest first
+	pump         *pump  // reads replies concurrently while a group or Batch runs
 	timeouts     Timeouts
 	writeTimeout time.Duration // refreshes the write deadline on each write when > 0
 	opDeadline   time.Time     // the context deadline of the call in progress
 	trace        *ClientTrace
 	dot          *DotWriter
-	data         *dataWriter // the open DATA writer, if any
+	canon        *DotWriter   // canonical form for BDAT
+	chunkIn      []byte       // BDAT input buffer
+	chunkOut     appendWriter // BDAT chunk being built
+	batch        *Batch       // the Batch in progress, if any
+	needRset     bool         // the server may hold a failed transaction: RSET first
+
+	strict       bool // made by a Dialer: replies nobody asked for are an error
+	noPipelining bool
+	noChunking   bool
+	chunkSize    int
+	window       int   // transactions in flight at most (CHUNKING + PIPELINING)
+	windowOctets int64 // unacknowledged message octets at most
 
 	err error // set once the connection is unusable; every call returns it
 
@@ -98,6 +111,12 @@ type clientConfig struct {
 	trace         *ClientTrace
 	maxLineLength int
 	maxReplySize  int
+	strict        bool
+	noPipelining  bool
+	noChunking    bool
+	chunkSize     int
+	window        int
+	windowOctets  int64
 }
 
 func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client {
@@ -107,6 +126,22 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		timeouts:   cfg.timeouts.withDefaults(),
 		trace:      cfg.trace,
 		raw:        conn,
+
+		strict:       cfg.strict,
+		noPipelining: cfg.noPipelining,
+		noChunking:   cfg.noChunking,
+		chunkSize:    cfg.chunkSize,
+		window:       cfg.window,
+		windowOctets: cfg.windowOctets,
+	}
+	if c.chunkSize <= 0 {
+		c.chunkSize = DefaultChunkSize
+	}
+	if c.window <= 0 {
+		c.window = DefaultWindow
+	}
+	if c.windowOctets <= 0 {
+		c.windowOctets = DefaultWindowOctets
 	}
 	c.rr.maxLine, c.rr.maxReply = DefaultMaxLineLength, DefaultMaxReplySize
 	if cfg.maxLineLength > 0 {
@@ -173,6 +208,9 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 	if c.err != nil {
 		return nil, c.err
 	}
+	if c.batch != nil {
+		return nil, errors.New("smtp: a Batch is in progress on this Client")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("smtp: %w", context.Cause(ctx))
 	}
@@ -233,9 +271,11 @@ func (c *Client) greet(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	c.pending = append(c.pending, command{verb: "greeting", expect: 220, timeout: c.timeouts.Greeting})
-	_, err = c.recv()
-	return end(err)
+	x := c.expect(command{verb: "greeting", expect: 220, timeout: c.timeouts.Greeting})
+	if err := c.await(x); err != nil {
+		return end(err)
+	}
+	return end(x.Err)
 }
 
 // Close closes the connection without sending QUIT.
@@ -556,6 +596,7 @@ type dataWriter struct {
 	end    func(error) error
 	closed bool
 	next   int64 // the count at which DataProgress is called next
+	total  int64 // the size for DataProgress, or -1
 }
 
 // Data issues a DATA command to the server and returns a writer that
@@ -585,8 +626,7 @@ func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
 	} else {
 		c.dot.Reset(c.bw)
 	}
-	c.data = &dataWriter{c: c, end: end, next: ProgressInterval}
-	return c.data, nil
+	return &dataWriter{c: c, end: end, next: ProgressInterval, total: -1}, nil
 }
 
 func (w *dataWriter) Write(p []byte) (int, error) {
@@ -612,7 +652,7 @@ func (w *dataWriter) Write(p []byte) (int, error) {
 			return n, err
 		}
 		if c.dot.Count() >= w.next {
-			t.DataProgress(c.dot.Count(), -1)
+			t.DataProgress(c.dot.Count(), w.total)
 			w.next = c.dot.Count() + ProgressInterval
 		}
 	}
@@ -635,9 +675,7 @@ func (w *dataWriter) Close() error {
 		return errors.New("smtp: DATA writer already closed")
 	}
 	w.closed = true
-	c := w.c
-	c.data = nil
-	err := c.finishData()
+	err := w.c.finishData()
 	return w.end(err)
 }
 
@@ -655,15 +693,14 @@ func (c *Client) finishData() error {
 	if t := c.trace; t != nil && t.DataProgress != nil {
 		t.DataProgress(c.dot.Count(), c.dot.Count())
 	}
-	c.pending = append(c.pending, command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	x := c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
 	if t := c.trace; t != nil && t.CommandSent != nil {
 		t.CommandSent(".")
 	}
-	if err := c.flush(); err != nil {
+	if err := c.await(x); err != nil {
 		return err
 	}
-	_, err = c.recv()
-	return err
+	return x.Err
 }
 
 // SendMail connects to the server at addr, switches to TLS if
@@ -716,23 +753,32 @@ func SendMail(addr string, a Auth, from string, to []string, msg []byte) error {
 			return err
 		}
 	}
-	if err = c.Mail(from); err != nil {
-		return err
-	}
-	for _, addr := range to {
-		if err = c.Rcpt(addr); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
+	// The transaction goes through the same path as Batch: with PIPELINING,
+	// MAIL, the RCPTs and DATA are one group and the end of the data goes
+	// with QUIT; without it, the commands go one by one as in net/smtp.
+	b, err := c.newBatch(ctx, true)
 	if err != nil {
 		return err
 	}
-	if _, err = w.Write(msg); err != nil {
+	var sendErr error
+	sent := false
+	err = b.Send(&Envelope{From: from, To: Recipients(to...)}, bytes.NewReader(msg), func(r *Result, e error) {
+		sent, sendErr = true, e
+	})
+	if err != nil {
+		b.Close()
 		return err
 	}
-	if err = w.Close(); err != nil {
+	if sent && sendErr != nil {
+		// Refused before the end of the data: net/smtp returns without QUIT.
+		b.Close()
+		return sendErr
+	}
+	if err := b.Quit(); err != nil {
+		if sendErr != nil {
+			return sendErr
+		}
 		return err
 	}
-	return c.Quit()
+	return sendErr
 }

@@ -82,6 +82,22 @@ type Dialer struct {
 	// a line limit under 2 KiB is raised to 2 KiB.
 	MaxLineLength int
 	MaxReplySize  int
+
+	// DisablePipelining sends every command alone even when the server
+	// offers PIPELINING (RFC 2920).
+	DisablePipelining bool
+	// DisableChunking uses DATA even when the server offers CHUNKING
+	// (RFC 3030). BINARYMIME needs CHUNKING and fails without it.
+	DisableChunking bool
+	// ChunkSize is the size of a BDAT chunk in octets; zero means
+	// DefaultChunkSize.
+	ChunkSize int
+	// MaxInFlight bounds the transactions a Batch keeps in flight with
+	// CHUNKING and PIPELINING before it waits for their replies, and
+	// MaxInFlightOctets the message octets not yet acknowledged; zero
+	// means DefaultWindow and DefaultWindowOctets.
+	MaxInFlight       int
+	MaxInFlightOctets int64
 }
 
 // Dial connects to the SMTP server at addr ("host:port"), reads its
@@ -124,6 +140,12 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 		trace:         d.Trace,
 		maxLineLength: d.MaxLineLength,
 		maxReplySize:  d.MaxReplySize,
+		strict:        true,
+		noPipelining:  d.DisablePipelining,
+		noChunking:    d.DisableChunking,
+		chunkSize:     d.ChunkSize,
+		window:        d.MaxInFlight,
+		windowOctets:  d.MaxInFlightOctets,
 	}
 	if d.ImplicitTLS {
 		tc := tls.Client(conn, d.tlsConfig(host))

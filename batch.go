@@ -1,0 +1,645 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// A Result is the outcome of one mail transaction.
+type Result struct {
+	// Recipients holds the outcome for each recipient of the Envelope, in
+	// order.
+	Recipients []RcptResult
+	// Reply is the server's reply to the end of the message data (often
+	// with a queue id), or nil if the message was not sent.
+	Reply *Reply
+	// Octets is the number of canonical message octets sent.
+	Octets int64
+}
+
+// Accepted returns the number of recipients the server accepted.
+func (r *Result) Accepted() int {
+	n := 0
+	for _, rr := range r.Recipients {
+		if rr.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// An RcptResult is the outcome for one recipient.
+type RcptResult struct {
+	Addr  string
+	Reply *Reply // the reply to RCPT, or nil if it was not read
+	Err   error  // nil if accepted, else an *Error (or why RCPT was not sent)
+}
+
+// RecipientsError reports recipients the server refused. When Accepted is
+// not zero, the message was delivered to the others: a refused recipient is
+// not a failure of the rest. errors.As finds the *Error of each refusal
+// (and a *textproto.Error), the first one first.
+type RecipientsError struct {
+	Refused  []RcptResult
+	Accepted int
+}
+
+func (e *RecipientsError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "smtp: %d of %d recipients refused", len(e.Refused), len(e.Refused)+e.Accepted)
+	for i, r := range e.Refused {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Refused)-i)
+			break
+		}
+		fmt.Fprintf(&b, "; <%s>: %v", r.Addr, r.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the error of each refused recipient.
+func (e *RecipientsError) Unwrap() []error {
+	errs := make([]error, len(e.Refused))
+	for i, r := range e.Refused {
+		errs[i] = r.Err
+	}
+	return errs
+}
+
+// Default sizes for sending.
+const (
+	// DefaultChunkSize is the BDAT chunk size (RFC 3030).
+	DefaultChunkSize = 1 << 20
+	// DefaultWindow is how many transactions a Batch keeps in flight
+	// with CHUNKING and PIPELINING.
+	DefaultWindow = 64
+	// DefaultWindowOctets bounds the message octets in flight.
+	DefaultWindowOctets = 16 << 20
+)
+
+// A Batch sends many messages over one connection, pipelined (RFC 2920)
+// when the server offers PIPELINING:
+//
+//   - With DATA, the end of one message's data and the next transaction's
+//     MAIL, RCPT and DATA go out in one group, and the last "." goes with
+//     QUIT: about one round trip per message.
+//   - With CHUNKING as well (RFC 3030), a Batch does not wait at all: each
+//     transaction is RSET (after the first, because a failed BDAT leaves the
+//     session in an indeterminate state), MAIL, RCPT and BDAT ... LAST with
+//     the data, and the replies are read while later messages are written.
+//     At most MaxInFlight transactions and MaxInFlightOctets message octets
+//     are unacknowledged at once, so memory stays bounded.
+//   - Without PIPELINING, every command waits for its reply.
+//
+// Each message's outcome is reported to the function given to Send, on the
+// goroutine that calls Send, Flush, Close or Quit, in the order the messages
+// were sent. A Batch is not safe for concurrent use, and the Client may not
+// be used for anything else until the Batch is closed.
+type Batch struct {
+	c      *Client
+	end    func(error) error
+	compat bool
+	pipe   bool
+	chunk  bool
+	open   []*txn // sent, outcome not reported yet, oldest first
+	sent   int
+	octets int64 // message octets of the open transactions
+	closed bool
+}
+
+// txn is one transaction of a Batch.
+type txn struct {
+	done   func(*Result, error)
+	to     []Recipient
+	mail   *Cmd
+	rcpts  []*Cmd
+	data   *Cmd   // DATA, or nil with BDAT
+	chunks []*Cmd // BDAT commands
+	end    *Cmd   // the command whose reply ends the transaction
+	lone   bool   // a lone "." was sent after every recipient failed
+	err    error  // a failure found by the client (reading the body)
+	octets int64
+}
+
+// NewBatch starts a Batch on c. The context bounds the whole Batch, up to
+// Close or Quit; cancelling it closes the connection. NewBatch returns an
+// error if the Client is unusable or busy.
+func (c *Client) NewBatch(ctx context.Context) (*Batch, error) {
+	return c.newBatch(ctx, false)
+}
+
+func (c *Client) newBatch(ctx context.Context, compat bool) (*Batch, error) {
+	if err := c.hello(ctx); err != nil {
+		return nil, err
+	}
+	end, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &Batch{c: c, end: end, compat: compat, pipe: c.pipelining(), chunk: !compat && c.chunking()}
+	c.batch = b
+	if b.pipe {
+		c.startPump()
+	}
+	return b, nil
+}
+
+// Send sends one message: env's MAIL and RCPT commands, then msg. It
+// returns when the message has been handed to the connection (with
+// PIPELINING, before the server has answered); done, if not nil, receives
+// the outcome later. The message is read from msg before Send returns.
+//
+// Send returns an error, without calling done and without sending
+// anything, for an Envelope that is invalid or asks for what the server
+// does not offer, or for a message over the server's size limit. It returns
+// the connection's failure (the Client is then unusable) after reporting it
+// to done for every message still open.
+//
+// The outcome is a *RecipientsError when recipients were refused (with the
+// Result of a message delivered to the others), an *Error when the server
+// refused the transaction, the error of reading msg, or the connection's
+// failure. A message whose reading fails after DATA has started cannot be
+// withdrawn: the connection is closed, so that it is not delivered cut off.
+func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) error {
+	if b.closed {
+		return errors.New("smtp: Send on a closed Batch")
+	}
+	c := b.c
+	if c.err != nil {
+		return c.err
+	}
+	size := env.Size
+	if size <= 0 {
+		size = bodySize(msg)
+	}
+	lines, err := c.buildEnvelope(env, size, b.compat)
+	if err != nil {
+		return err
+	}
+	binary := env.Body == BodyBinaryMIME
+	if binary && !b.chunk {
+		return fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
+	}
+	t := &txn{done: done, to: env.To}
+	if b.chunk {
+		err = b.sendChunked(t, lines, msg, binary)
+	} else {
+		err = b.sendData(t, lines, msg)
+	}
+	if err != nil {
+		return b.failed(err)
+	}
+	return nil
+}
+
+// queue writes one command of a transaction.
+func (b *Batch) queue(verb string, line string) (*Cmd, error) {
+	c := b.c
+	return c.queue(command{verb: verb, expect: expectFor(verb), timeout: c.commandTimeout(verb)}, "", "%s", line)
+}
+
+func expectFor(verb string) int {
+	switch verb {
+	case "RCPT":
+		return 25
+	case "DATA":
+		return 354
+	}
+	return 250
+}
+
+// step waits for x's reply unless the server pipelines.
+func (b *Batch) step(x *Cmd) error {
+	if b.pipe {
+		return nil
+	}
+	if err := b.c.await(x); err != nil {
+		return err
+	}
+	b.settle()
+	return nil
+}
+
+// envelope queues RSET if due, MAIL and the RCPTs. Without PIPELINING it
+// stops early when the transaction cannot go on, and reports false.
+func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
+	if rset || b.c.needRset {
+		b.c.needRset = false
+		x, err := b.queue("RSET", "RSET")
+		if err != nil {
+			return false, err
+		}
+		if err := b.step(x); err != nil {
+			return false, err
+		}
+	}
+	var err error
+	if t.mail, err = b.queue("MAIL", l.mail); err != nil {
+		return false, err
+	}
+	if err := b.step(t.mail); err != nil {
+		return false, err
+	}
+	if !b.pipe && t.mail.Err != nil {
+		b.finish(t)
+		return false, nil
+	}
+	for _, line := range l.rcpts {
+		x, err := b.queue("RCPT", line)
+		if err != nil {
+			return false, err
+		}
+		t.rcpts = append(t.rcpts, x)
+		if err := b.step(x); err != nil {
+			return false, err
+		}
+		if !b.pipe && b.compat && x.Err != nil {
+			// net/smtp's SendMail stops at the first refused recipient.
+			b.c.needRset = true
+			b.finish(t)
+			return false, nil
+		}
+	}
+	if !b.pipe && t.accepted() == 0 {
+		b.c.needRset = true // the server holds the MAIL
+		b.finish(t)
+		return false, nil
+	}
+	return true, nil
+}
+
+// sendData sends a transaction with DATA.
+func (b *Batch) sendData(t *txn, l *envelopeLines, msg io.Reader) error {
+	c := b.c
+	ok, err := b.envelope(t, l, false)
+	if !ok || err != nil {
+		return err
+	}
+	if t.data, err = b.queue("DATA", "DATA"); err != nil {
+		return err
+	}
+	// The one wait of a pipelined transaction: DATA's 354 (RFC 2920 §3.1).
+	if err := c.await(t.data); err != nil {
+		return err
+	}
+	b.settle()
+	if t.data.Err != nil {
+		if t.mail.Err == nil {
+			b.c.needRset = true // RFC 2920 §3.1: DATA refused, RSET clears it
+		}
+		b.finish(t)
+		return nil
+	}
+	if t.mail.Err != nil || t.accepted() == 0 {
+		// RFC 2920 §3.1: DATA was accepted although nothing else was;
+		// a lone "." ends it without a message.
+		t.lone = true
+		b.c.needRset = true // be sure the server let go of the MAIL
+		if _, err := c.bw.WriteString(".\r\n"); err != nil {
+			return c.fail(err)
+		}
+	} else {
+		n, err := c.writeData(msg, bodySize(msg))
+		t.octets = n
+		if err != nil {
+			return err
+		}
+	}
+	t.end = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	if t := c.trace; t != nil && t.CommandSent != nil {
+		t.CommandSent(".")
+	}
+	b.open = append(b.open, t)
+	b.sent++
+	if !b.pipe {
+		if err := c.await(t.end); err != nil {
+			return err
+		}
+		b.settle()
+	}
+	return nil
+}
+
+// writeData writes msg dot-stuffed through the Client's DotWriter, without
+// flushing. A failure to read msg closes the connection: DATA cannot be
+// withdrawn, and a message cut short must not be delivered.
+func (c *Client) writeData(msg io.Reader, total int64) (int64, error) {
+	if c.dot == nil {
+		c.dot = NewDotWriter(c.bw)
+	} else {
+		c.dot.Reset(c.bw)
+	}
+	w := &dataWriter{c: c, next: ProgressInterval, total: total}
+	_, err := io.Copy(w, msg)
+	if err == nil {
+		c.writeTimeout = c.timeouts.DataBlock
+		err = c.dot.Close()
+		c.writeTimeout = 0
+		if err != nil {
+			err = c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+		}
+	}
+	if err != nil {
+		if c.err == nil {
+			err = c.fail(fmt.Errorf("smtp: reading the message (the connection is closed, as DATA cannot be withdrawn): %w", err))
+		}
+		return c.dot.Count(), err
+	}
+	if t := c.trace; t != nil && t.DataProgress != nil {
+		t.DataProgress(c.dot.Count(), c.dot.Count())
+	}
+	return c.dot.Count(), nil
+}
+
+// sendChunked sends a transaction with BDAT (RFC 3030).
+func (b *Batch) sendChunked(t *txn, l *envelopeLines, msg io.Reader, binary bool) error {
+	c := b.c
+	ok, err := b.envelope(t, l, b.pipe && b.sent > 0)
+	if !ok || err != nil {
+		return err
+	}
+	if err := b.writeChunks(t, msg, binary); err != nil {
+		return err
+	}
+	b.open = append(b.open, t)
+	b.sent++
+	b.octets += t.octets
+	if !b.pipe {
+		b.settle() // writeChunks waited for each reply
+		return nil
+	}
+	// Report what has come back, then keep the window bounded.
+	for c.ready() {
+		if _, err := c.next(); err != nil {
+			return err
+		}
+	}
+	b.settle()
+	for len(b.open) > c.window || b.octets > c.windowOctets {
+		if err := c.flush(); err != nil {
+			return err
+		}
+		if _, err := c.next(); err != nil {
+			return err
+		}
+		b.settle()
+	}
+	return nil
+}
+
+// writeChunks sends msg as BDAT chunks, the last one marked LAST. Text is
+// converted to canonical form first (RFC 3030 §2); BINARYMIME goes as it is.
+// A failure to read msg ends the transaction without LAST, and RSET clears it
+// before the next one.
+func (b *Batch) writeChunks(t *txn, msg io.Reader, binary bool) error {
+	c := b.c
+	size := c.chunkSize
+	if cap(c.chunkIn) < size {
+		c.chunkIn = make([]byte, size)
+	}
+	in := c.chunkIn[:size]
+	out := &c.chunkOut
+	if c.canon == nil {
+		c.canon = newCanonicalWriter(out)
+	}
+	c.canon.Reset(out)
+	total := bodySize(msg)
+	for {
+		n, rerr := io.ReadFull(msg, in)
+		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+		if rerr != nil && !last {
+			t.err = fmt.Errorf("smtp: reading the message: %w", rerr)
+			b.c.needRset = true // RFC 3030 §2: no LAST was sent
+			if t.end == nil {
+				t.end = t.mail
+			}
+			return nil
+		}
+		chunk := in[:n]
+		if !binary {
+			out.b = out.b[:0]
+			c.canon.Write(chunk)
+			if last {
+				c.canon.Close()
+			}
+			chunk = out.b
+		}
+		verb := "BDAT " + strconv.Itoa(len(chunk))
+		if last {
+			verb += " LAST"
+		}
+		x, err := c.queue(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, "", "%s", verb)
+		if err != nil {
+			return err
+		}
+		c.writeTimeout = c.timeouts.DataBlock
+		_, err = c.bw.Write(chunk)
+		c.writeTimeout = 0
+		if err != nil {
+			return c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+		}
+		t.chunks = append(t.chunks, x)
+		t.end = x
+		t.octets += int64(len(chunk))
+		if tr := c.trace; tr != nil && tr.DataProgress != nil {
+			if last {
+				total = t.octets
+			}
+			tr.DataProgress(t.octets, total)
+		}
+		if !b.pipe {
+			if err := c.await(x); err != nil {
+				return err
+			}
+			if x.Err != nil {
+				b.c.needRset = true // RFC 3030 §2: a failed BDAT needs RSET
+				return nil
+			}
+		}
+		if last {
+			return nil
+		}
+	}
+}
+
+// appendWriter collects what the canonical writer produces.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// settle reports, in order, every open transaction whose last reply is in.
+func (b *Batch) settle() {
+	for len(b.open) > 0 && b.open[0].end.done {
+		t := b.open[0]
+		b.open[0] = nil
+		b.open = b.open[1:]
+		b.octets -= t.octets
+		b.finish(t)
+	}
+}
+
+func (t *txn) accepted() int {
+	n := 0
+	for _, x := range t.rcpts {
+		if x.done && x.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// finish works out a transaction's outcome from its replies and reports it.
+func (b *Batch) finish(t *txn) {
+	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets}
+	var refused []RcptResult
+	for i, r := range t.to {
+		rr := RcptResult{Addr: r.Addr, Err: errors.New("smtp: RCPT not sent")}
+		if i < len(t.rcpts) {
+			rr.Reply, rr.Err = t.rcpts[i].Reply, t.rcpts[i].Err
+		}
+		res.Recipients[i] = rr
+		if rr.Err != nil {
+			refused = append(refused, rr)
+		}
+	}
+	accepted := len(t.to) - len(refused)
+	firstErr := func(xs ...*Cmd) error {
+		for _, x := range xs {
+			if x != nil && x.Err != nil {
+				return x.Err
+			}
+		}
+		return nil
+	}
+	var err error
+	switch {
+	case t.mail.Err != nil:
+		err = t.mail.Err
+	case accepted == 0:
+		err = &RecipientsError{Refused: refused}
+	case t.err != nil:
+		err = t.err
+	case firstErr(t.data) != nil:
+		err = t.data.Err
+	case firstErr(t.chunks...) != nil:
+		err = firstErr(t.chunks...)
+	case t.end == nil || !t.end.done:
+		err = errors.New("smtp: the transaction did not complete")
+	default:
+		res.Reply = t.end.Reply
+		if len(refused) > 0 {
+			err = &RecipientsError{Refused: refused, Accepted: accepted}
+		}
+	}
+	if err != nil && t.mail.done && t.mail.Err == nil {
+		// The server may still hold the failed transaction (RFC 3030 §2:
+		// after a failed BDAT its state is indeterminate).
+		b.c.needRset = true
+	}
+	if t.done != nil {
+		t.done(res, err)
+	}
+}
+
+// failed reports the connection's failure to every open transaction and
+// returns it.
+func (b *Batch) failed(err error) error {
+	for len(b.open) > 0 {
+		t := b.open[0]
+		b.open = b.open[1:]
+		if t.err == nil {
+			t.err = err
+		}
+		if t.end != nil && !t.end.done {
+			t.end.Err = err
+		}
+		b.finish(t)
+	}
+	return err
+}
+
+// Flush waits until every message sent so far has its outcome reported. It
+// returns the connection's failure, if any.
+func (b *Batch) Flush() error {
+	if b.closed {
+		return errors.New("smtp: Flush on a closed Batch")
+	}
+	if err := b.c.drain(); err != nil {
+		return b.failed(err)
+	}
+	b.settle()
+	return nil
+}
+
+// Close waits for every outcome, like Flush, and ends the Batch; the
+// Client can then be used again.
+func (b *Batch) Close() error {
+	if b.closed {
+		return nil
+	}
+	err := b.Flush()
+	b.stop()
+	return b.end(err)
+}
+
+// Quit sends QUIT in the same group as the end of the last message, waits
+// for every outcome and closes the connection. It returns the connection's
+// failure, or an *Error if QUIT is not answered 221.
+func (b *Batch) Quit() error {
+	if b.closed {
+		return errors.New("smtp: Quit on a closed Batch")
+	}
+	c := b.c
+	x, err := c.queue(command{verb: "QUIT", expect: 221, timeout: c.timeouts.Command}, "", "QUIT")
+	if err == nil {
+		err = c.drain()
+	}
+	if err != nil {
+		b.failed(err)
+	}
+	b.settle()
+	b.stop()
+	if err == nil {
+		err = x.Err
+	}
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	c.Text.Close()
+	return b.end(err)
+}
+
+func (b *Batch) stop() {
+	b.closed = true
+	b.c.stopPump()
+	b.c.batch = nil
+}
+
+// Send sends one message and waits for its outcome: a Batch of one. It
+// takes two round trips with PIPELINING (MAIL, RCPT and DATA in one group,
+// then the data), one with CHUNKING as well. See Batch.Send for the
+// outcome's errors; the Result is returned whenever the transaction ran,
+// also with a *RecipientsError.
+func (c *Client) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Result, error) {
+	b, err := c.NewBatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var res *Result
+	var sendErr error
+	err = b.Send(env, msg, func(r *Result, e error) { res, sendErr = r, e })
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return res, err
+	}
+	return res, sendErr
+}

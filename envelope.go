@@ -1,0 +1,342 @@
+package smtp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// BodyType is the value of the MAIL BODY parameter (RFC 6152, RFC 3030 §3).
+type BodyType string
+
+const (
+	// Body7Bit declares 7-bit ASCII content.
+	Body7Bit BodyType = "7BIT"
+	// Body8BitMIME declares 8-bit content in lines (needs 8BITMIME).
+	Body8BitMIME BodyType = "8BITMIME"
+	// BodyBinaryMIME declares arbitrary octets (needs BINARYMIME and
+	// CHUNKING). The message is sent as it is, without conversion to
+	// canonical line endings.
+	BodyBinaryMIME BodyType = "BINARYMIME"
+)
+
+// An Envelope is what a transaction sends besides the message itself: the
+// sender, the recipients, and the MAIL and RCPT parameters.
+//
+// A parameter goes out only if the server offers its extension; asking for
+// one it does not offer is an error that matches ErrExtensionNotOffered, and
+// nothing is sent.
+type Envelope struct {
+	// From is the reverse-path, without angle brackets; "" sends the null
+	// reverse-path "<>" (RFC 5321 §4.5.5).
+	From string
+	// To lists the recipients, in the order RCPT commands are sent.
+	To []Recipient
+
+	// Size is the message size in octets for the SIZE parameter (RFC 1870).
+	// Zero means: the body's length when the reader reports it (Len, or
+	// Stat for a file), which is exact for CRLF text and an underestimate,
+	// which RFC 1870 §6.3 tolerates, for LF-only text. SIZE is declared
+	// only when the server offers it, and a size over the server's limit is
+	// refused before anything is sent (ErrMessageTooLarge).
+	Size int64
+	// Body is the BODY parameter. Empty means BODY=8BITMIME when the server
+	// offers 8BITMIME (as net/smtp does) and no parameter otherwise.
+	Body BodyType
+	// SMTPUTF8 asks for the SMTPUTF8 parameter (RFC 6531 §3.4). It is also
+	// sent, when offered, if an address is not ASCII; without the extension
+	// such an address is an error.
+	SMTPUTF8 bool
+	// Ret is the DSN RET parameter, "FULL" or "HDRS" (RFC 3461 §4.3).
+	Ret string
+	// EnvID is the DSN ENVID parameter (RFC 3461 §4.4), sent as xtext.
+	EnvID string
+	// RequireTLS sends the REQUIRETLS parameter (RFC 8689); it needs the
+	// extension and a TLS connection.
+	RequireTLS bool
+}
+
+// A Recipient is one RCPT of an Envelope.
+type Recipient struct {
+	// Addr is the forward-path, without angle brackets.
+	Addr string
+	// Notify is the DSN NOTIFY parameter (RFC 3461 §4.1): "NEVER", or any
+	// of "SUCCESS", "FAILURE", "DELAY".
+	Notify []string
+	// ORCPT is the original recipient for the DSN ORCPT parameter (RFC 3461
+	// §4.2), sent as "rfc822;" and the address in xtext.
+	ORCPT string
+}
+
+// Recipients returns plain recipients for the given addresses.
+func Recipients(addrs ...string) []Recipient {
+	r := make([]Recipient, len(addrs))
+	for i, a := range addrs {
+		r[i].Addr = a
+	}
+	return r
+}
+
+var (
+	// ErrExtensionNotOffered is matched by the error for an Envelope that
+	// asks for a parameter whose extension the server did not offer.
+	ErrExtensionNotOffered = errors.New("smtp: extension not offered by the server")
+	// ErrMessageTooLarge is matched by the error for a message whose size
+	// is over the server's SIZE limit (RFC 1870 §6.2), returned before
+	// anything is sent.
+	ErrMessageTooLarge = errors.New("smtp: message exceeds the server's size limit")
+)
+
+// envelopeLines holds the command lines of a transaction, built and checked
+// before anything is written.
+type envelopeLines struct {
+	mail  string
+	rcpts []string
+}
+
+// buildEnvelope checks env against the server's extensions and returns its
+// MAIL and RCPT lines. size is the declared size, or -1 if unknown. With
+// compat, MAIL carries exactly what net/smtp's Mail adds and RCPT nothing.
+func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelopeLines, error) {
+	if len(env.To) == 0 {
+		return nil, errors.New("smtp: no recipients")
+	}
+	if err := validateAddress(env.From); err != nil {
+		return nil, err
+	}
+	utf8 := env.SMTPUTF8 || !isASCII(env.From)
+	for _, r := range env.To {
+		if r.Addr == "" {
+			return nil, errors.New("smtp: empty recipient address")
+		}
+		if err := validateAddress(r.Addr); err != nil {
+			return nil, err
+		}
+		utf8 = utf8 || !isASCII(r.Addr)
+	}
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<")
+	b.WriteString(env.From)
+	b.WriteString(">")
+	l := &envelopeLines{}
+	if compat {
+		if _, ok := c.ext["8BITMIME"]; ok {
+			b.WriteString(" BODY=8BITMIME")
+		}
+		if _, ok := c.ext["SMTPUTF8"]; ok {
+			b.WriteString(" SMTPUTF8")
+		}
+		l.mail = b.String()
+		for _, r := range env.To {
+			l.rcpts = append(l.rcpts, "RCPT TO:<"+r.Addr+">")
+		}
+		return l, nil
+	}
+	need := func(ext, what string) error {
+		if _, ok := c.ext[ext]; !ok {
+			return fmt.Errorf("%w: %s needs %s", ErrExtensionNotOffered, what, ext)
+		}
+		return nil
+	}
+	if max, ok := c.maxSize(); ok && size > 0 {
+		if max > 0 && size > max {
+			return nil, fmt.Errorf("%w: %d octets, limit %d (RFC 1870)", ErrMessageTooLarge, size, max)
+		}
+		b.WriteString(" SIZE=")
+		b.WriteString(strconv.FormatInt(size, 10))
+	}
+	switch env.Body {
+	case "":
+		if _, ok := c.ext["8BITMIME"]; ok {
+			b.WriteString(" BODY=8BITMIME")
+		}
+	case Body7Bit:
+		b.WriteString(" BODY=7BIT")
+	case Body8BitMIME:
+		if err := need("8BITMIME", "BODY=8BITMIME"); err != nil {
+			return nil, err
+		}
+		b.WriteString(" BODY=8BITMIME")
+	case BodyBinaryMIME:
+		if err := need("BINARYMIME", "BODY=BINARYMIME"); err != nil {
+			return nil, err
+		}
+		if !c.chunking() {
+			return nil, fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
+		}
+		b.WriteString(" BODY=BINARYMIME")
+	default:
+		return nil, fmt.Errorf("smtp: invalid BODY %q", env.Body)
+	}
+	if utf8 {
+		if err := need("SMTPUTF8", "a non-ASCII address or SMTPUTF8"); err != nil {
+			return nil, err
+		}
+		b.WriteString(" SMTPUTF8")
+	}
+	if env.Ret != "" {
+		ret := strings.ToUpper(env.Ret)
+		if ret != "FULL" && ret != "HDRS" {
+			return nil, fmt.Errorf("smtp: invalid RET %q (RFC 3461 §4.3)", env.Ret)
+		}
+		if err := need("DSN", "RET"); err != nil {
+			return nil, err
+		}
+		b.WriteString(" RET=" + ret)
+	}
+	if env.EnvID != "" {
+		if err := need("DSN", "ENVID"); err != nil {
+			return nil, err
+		}
+		if len(env.EnvID) > 100 || !isPrintableASCII(env.EnvID) {
+			return nil, fmt.Errorf("smtp: invalid ENVID %q (RFC 3461 §4.4: printable ASCII, 100 characters)", env.EnvID)
+		}
+		b.WriteString(" ENVID=" + xtext(env.EnvID))
+	}
+	if env.RequireTLS {
+		if err := need("REQUIRETLS", "REQUIRETLS"); err != nil {
+			return nil, err
+		}
+		if !c.tls {
+			return nil, errors.New("smtp: REQUIRETLS needs a TLS connection (RFC 8689)")
+		}
+		b.WriteString(" REQUIRETLS")
+	}
+	l.mail = b.String()
+	for _, r := range env.To {
+		line := "RCPT TO:<" + r.Addr + ">"
+		if len(r.Notify) > 0 {
+			if err := need("DSN", "NOTIFY"); err != nil {
+				return nil, err
+			}
+			v, err := notifyValue(r.Notify)
+			if err != nil {
+				return nil, err
+			}
+			line += " NOTIFY=" + v
+		}
+		if r.ORCPT != "" {
+			if err := need("DSN", "ORCPT"); err != nil {
+				return nil, err
+			}
+			if !isPrintableASCII(r.ORCPT) {
+				return nil, fmt.Errorf("smtp: invalid ORCPT %q (RFC 3461 §4.2: printable ASCII)", r.ORCPT)
+			}
+			line += " ORCPT=rfc822;" + xtext(r.ORCPT)
+		}
+		l.rcpts = append(l.rcpts, line)
+	}
+	return l, nil
+}
+
+// maxSize returns the SIZE extension's limit (0: none given) and whether the
+// server offers SIZE.
+func (c *Client) maxSize() (int64, bool) {
+	v, ok := c.ext["SIZE"]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, true
+	}
+	return n, true
+}
+
+func (c *Client) chunking() bool {
+	_, ok := c.ext["CHUNKING"]
+	return ok && !c.noChunking
+}
+
+// notifyValue checks and joins NOTIFY keywords (RFC 3461 §4.1).
+func notifyValue(v []string) (string, error) {
+	up := make([]string, len(v))
+	for i, k := range v {
+		up[i] = strings.ToUpper(k)
+		switch up[i] {
+		case "SUCCESS", "FAILURE", "DELAY":
+		case "NEVER":
+			if len(v) > 1 {
+				return "", errors.New("smtp: NOTIFY=NEVER must stand alone (RFC 3461 §4.1)")
+			}
+		default:
+			return "", fmt.Errorf("smtp: invalid NOTIFY keyword %q", k)
+		}
+	}
+	return strings.Join(up, ","), nil
+}
+
+// validateAddress rejects an address that would break the command line or
+// its path: CR, LF, NUL, angle brackets, or more than the 256 octets of a
+// path (RFC 5321 §4.5.3.1.3).
+func validateAddress(addr string) error {
+	if err := validateLine(addr); err != nil {
+		return err
+	}
+	if strings.ContainsAny(addr, "<>") {
+		return fmt.Errorf("smtp: invalid address %q: angle brackets", addr)
+	}
+	if len(addr) > 254 {
+		return fmt.Errorf("smtp: address of %d octets is longer than a path may be (RFC 5321 §4.5.3.1.3)", len(addr))
+	}
+	return nil
+}
+
+// xtext encodes s as RFC 3461 §4 xtext: "!" to "~" except "+" and "=" stand
+// for themselves, any other octet is "+" and two upper-case hex digits.
+func xtext(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= '!' && c <= '~' && c != '+' && c != '=' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('+')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// bodySize returns the length of the unread part of r when r can tell it
+// without being read, or -1.
+func bodySize(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case *os.File:
+		fi, err := v.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return -1
+		}
+		off, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return -1
+		}
+		return fi.Size() - off
+	}
+	return -1
+}
