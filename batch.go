@@ -36,7 +36,10 @@ func (r *Result) Accepted() int {
 type RcptResult struct {
 	Addr  string
 	Reply *Reply // the reply to RCPT, or nil if it was not read
-	Err   error  // nil if accepted, else an *Error (or why RCPT was not sent)
+	// Delivery is, with LMTP, this recipient's own reply after the data
+	// (RFC 2033 §4.2); nil otherwise.
+	Delivery *Reply
+	Err      error // nil if accepted (and, with LMTP, delivered), else an *Error
 }
 
 // RecipientsError reports recipients the server refused. When Accepted is
@@ -119,6 +122,7 @@ type txn struct {
 	rcpts  []*Cmd
 	data   *Cmd   // DATA, or nil with BDAT
 	chunks []*Cmd // BDAT commands
+	lmtp   []*Cmd // LMTP: one reply after the data per accepted recipient
 	end    *Cmd   // the command whose reply ends the transaction
 	lone   bool   // a lone "." was sent after every recipient failed
 	err    error  // a failure found by the client (reading the body)
@@ -140,7 +144,7 @@ func (c *Client) newBatch(ctx context.Context, compat bool) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Batch{c: c, end: end, compat: compat, pipe: c.pipelining(), chunk: !compat && c.chunking()}
+	b := &Batch{c: c, end: end, compat: compat, pipe: c.pipelining(), chunk: !compat && !c.lmtp && c.chunking()}
 	c.batch = b
 	if b.pipe {
 		c.startPump()
@@ -310,6 +314,14 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, msg io.Reader) error {
 		}
 	}
 	t.end = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	if c.lmtp && !t.lone {
+		// RFC 2033 §4.2: one reply per accepted recipient, in order.
+		t.lmtp = append(t.lmtp, t.end)
+		for i := 1; i < t.accepted(); i++ {
+			t.end = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+			t.lmtp = append(t.lmtp, t.end)
+		}
+	}
 	if t := c.trace; t != nil && t.CommandSent != nil {
 		t.CommandSent(".")
 	}
@@ -499,10 +511,15 @@ func (t *txn) accepted() int {
 func (b *Batch) finish(t *txn) {
 	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets}
 	var refused []RcptResult
+	lmtp := t.lmtp
 	for i, r := range t.to {
 		rr := RcptResult{Addr: r.Addr, Err: errors.New("smtp: RCPT not sent")}
 		if i < len(t.rcpts) {
 			rr.Reply, rr.Err = t.rcpts[i].Reply, t.rcpts[i].Err
+		}
+		if rr.Err == nil && len(lmtp) > 0 {
+			rr.Delivery, rr.Err = lmtp[0].Reply, lmtp[0].Err
+			lmtp = lmtp[1:]
 		}
 		res.Recipients[i] = rr
 		if rr.Err != nil {
@@ -530,10 +547,18 @@ func (b *Batch) finish(t *txn) {
 		err = t.data.Err
 	case firstErr(t.chunks...) != nil:
 		err = firstErr(t.chunks...)
+	case len(t.lmtp) == 0 && firstErr(t.end) != nil:
+		err = t.end.Err
 	case t.end == nil || !t.end.done:
 		err = errors.New("smtp: the transaction did not complete")
 	default:
 		res.Reply = t.end.Reply
+		for _, rr := range res.Recipients {
+			if rr.Delivery != nil && rr.Err == nil {
+				res.Reply = rr.Delivery
+				break
+			}
+		}
 		if len(refused) > 0 {
 			err = &RecipientsError{Refused: refused, Accepted: accepted}
 		}

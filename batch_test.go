@@ -378,3 +378,23 @@ func (r *failingReader) Read(p []byte) (int, error) {
 }
 
 var _ = bytes.NewReader
+
+// RFC 5321 §4.1.1.4: the reply to the end of the data decides; a refusal
+// there is the transaction's error, never a success.
+func TestSend_RefusalAfterTheData(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ext  []string
+	}{{"DATA", extPipelining}, {"BDAT", extChunking}, {"lockstep", extLockstep[:3]}} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, smtptest.Config{Extensions: tt.ext, Faults: smtptest.Faults{Reply: map[string]string{".": "554 5.7.1 content rejected"}}})
+			c := dialTest(t, srv, nil)
+			res, err := c.Send(context.Background(), &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, strings.NewReader("spam\r\n"))
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, 554, e.Code)
+			assert.Nil(t, res.Reply)
+			assert.Empty(t, srv.Messages())
+		})
+	}
+}

@@ -58,6 +58,7 @@ type Client struct {
 	needRset     bool         // the server may hold a failed transaction: RSET first
 
 	strict       bool // made by a Dialer: replies nobody asked for are an error
+	lmtp         bool // speaks LMTP (RFC 2033)
 	noPipelining bool
 	noChunking   bool
 	chunkSize    int
@@ -112,6 +113,7 @@ type clientConfig struct {
 	maxLineLength int
 	maxReplySize  int
 	strict        bool
+	lmtp          bool
 	noPipelining  bool
 	noChunking    bool
 	chunkSize     int
@@ -128,6 +130,7 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		raw:        conn,
 
 		strict:       cfg.strict,
+		lmtp:         cfg.lmtp,
 		noPipelining: cfg.noPipelining,
 		noChunking:   cfg.noChunking,
 		chunkSize:    cfg.chunkSize,
@@ -291,7 +294,7 @@ func (c *Client) hello(ctx context.Context) error {
 	if !c.didHello {
 		c.didHello = true
 		err := c.ehlo(ctx)
-		if err != nil && fallBackToHELO(err) {
+		if err != nil && !c.lmtp && fallBackToHELO(err) {
 			err = c.helo(ctx)
 		}
 		c.helloError = err
@@ -343,7 +346,11 @@ func (c *Client) helo(ctx context.Context) error {
 // ehlo sends the EHLO (extended hello) greeting to the server and records the
 // extensions it lists (RFC 5321 §4.1.1.1), keywords in upper case.
 func (c *Client) ehlo(ctx context.Context) error {
-	rep, err := c.simple(ctx, command{verb: "EHLO", expect: 250}, "EHLO %s", c.localName)
+	verb := "EHLO"
+	if c.lmtp {
+		verb = "LHLO" // RFC 2033 §4.1
+	}
+	rep, err := c.simple(ctx, command{verb: verb, expect: 250}, verb+" %s", c.localName)
 	if err != nil {
 		return err
 	}

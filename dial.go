@@ -83,6 +83,13 @@ type Dialer struct {
 	MaxLineLength int
 	MaxReplySize  int
 
+	// LMTP speaks RFC 2033's Local Mail Transfer Protocol instead of SMTP:
+	// LHLO instead of EHLO (with no HELO fallback), and after the data one
+	// reply per accepted recipient, reported in RcptResult.Delivery. LMTP
+	// messages go with DATA, not BDAT. Use it with a Dialer whose NetDialer
+	// reaches the delivery agent (often a Unix socket or port 24).
+	LMTP bool
+
 	// DisablePipelining sends every command alone even when the server
 	// offers PIPELINING (RFC 2920).
 	DisablePipelining bool
@@ -141,6 +148,7 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 		maxLineLength: d.MaxLineLength,
 		maxReplySize:  d.MaxReplySize,
 		strict:        true,
+		lmtp:          d.LMTP,
 		noPipelining:  d.DisablePipelining,
 		noChunking:    d.DisableChunking,
 		chunkSize:     d.ChunkSize,
