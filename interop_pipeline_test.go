@@ -1,0 +1,159 @@
+package smtp_test
+
+// Interop tests of the pipelined, chunked and bulk paths against a real
+// Postfix smtpd and smtp-sink (see interop_test.go).
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	smtp "github.com/resmtp/smtp"
+	"github.com/resmtp/smtp/internal/interop"
+)
+
+func interopDial(t *testing.T, addr string, chunking bool) *smtp.Client {
+	t.Helper()
+	d := &smtp.Dialer{LocalName: "client.resmtp.test", TLSPolicy: smtp.TLSDisabled, DisableChunking: !chunking, ChunkSize: 64 << 10}
+	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+	defer cancel()
+	c, err := d.Dial(ctx, addr)
+	if err != nil {
+		t.Fatalf("Dial(%s): %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, ext := range []string{"PIPELINING", "CHUNKING"} {
+		if ok, _ := c.Extension(ext); !ok && (ext == "PIPELINING" || chunking) {
+			t.Fatalf("the server does not offer %s", ext)
+		}
+	}
+	return c
+}
+
+// RFC 2920 §3.1 against Postfix: a recipient refused in the middle of a
+// pipelined group does not stop the message for the others, with DATA and
+// with BDAT (RFC 3030), for a small and a 1 MiB message.
+func TestInteropPipelinedSendWithRefusedRecipient(t *testing.T) {
+	addr := interop.Postfix(t)
+	for _, chunking := range []bool{false, true} {
+		for _, size := range []int{0, 1 << 20} {
+			t.Run(fmt.Sprintf("chunking=%v/size=%d", chunking, size), func(t *testing.T) {
+				c := interopDial(t, addr, chunking)
+				marker := interop.Marker(t)
+				good := []string{"alice@example.com", "bob@example.org"}
+				to := []string{good[0], "reject@example.com", good[1]}
+				msg := interopMessage(marker, "sender@example.com", to, "pipelined", append(dotLines, bigBody(size)...)...)
+				ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+				defer cancel()
+				res, err := c.Send(ctx, &smtp.Envelope{From: "sender@example.com", To: smtp.Recipients(to...)}, bytes.NewReader(msg))
+				var re *smtp.RecipientsError
+				if !errors.As(err, &re) || len(re.Refused) != 1 || re.Refused[0].Addr != "reject@example.com" || replyCode(err) != 550 {
+					t.Fatalf("Send: %v; want one 550 refusal for reject@example.com", err)
+				}
+				if res == nil || res.Reply == nil || res.Accepted() != 2 {
+					t.Fatalf("Result %+v: want the message accepted for two recipients", res)
+				}
+				checkDelivered(t, good, marker, msg)
+				if err := c.Quit(); err != nil {
+					t.Fatalf("Quit: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// Bulk over one connection to Postfix, with DATA and with streaming BDAT:
+// every message arrives byte-identical and every outcome is reported for
+// the right message.
+func TestInteropBatch(t *testing.T) {
+	addr := interop.Postfix(t)
+	for _, chunking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunking=%v", chunking), func(t *testing.T) {
+			c := interopDial(t, addr, chunking)
+			ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+			defer cancel()
+			b, err := c.NewBatch(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 20
+			type sent struct {
+				marker string
+				to     []string
+				msg    []byte
+			}
+			var msgs []sent
+			outcomes := make([]error, n)
+			reported := 0
+			for i := 0; i < n; i++ {
+				marker := interop.Marker(t) + fmt.Sprint(i)
+				to := []string{"alice@example.com", "bob@example.com"}
+				if i == 7 {
+					to = []string{"alice@example.com", "reject@example.com"}
+				}
+				msg := interopMessage(marker, "sender@example.com", to, fmt.Sprint("bulk ", i), dotLines...)
+				msgs = append(msgs, sent{marker, to, msg})
+				i := i
+				if err := b.Send(&smtp.Envelope{From: "sender@example.com", To: smtp.Recipients(to...)}, bytes.NewReader(msg),
+					func(_ *smtp.Result, err error) { outcomes[i] = err; reported++ }); err != nil {
+					t.Fatalf("Send %d: %v", i, err)
+				}
+			}
+			if err := b.Quit(); err != nil {
+				t.Fatalf("Quit: %v", err)
+			}
+			if reported != n {
+				t.Fatalf("%d outcomes reported, want %d", reported, n)
+			}
+			for i, err := range outcomes {
+				if i == 7 {
+					var re *smtp.RecipientsError
+					if !errors.As(err, &re) || re.Accepted != 1 {
+						t.Errorf("message 7: %v; want one refused recipient", err)
+					}
+				} else if err != nil {
+					t.Errorf("message %d: %v", i, err)
+				}
+			}
+			for i, m := range msgs {
+				rcpts := m.to
+				if i == 7 {
+					rcpts = rcpts[:1]
+				}
+				checkDelivered(t, rcpts, m.marker, m.msg)
+			}
+		})
+	}
+}
+
+// 200 messages to smtp-sink in one Batch: about one round trip each.
+func TestInteropSinkBatch(t *testing.T) {
+	c := interopDial(t, interop.Sink(t), false)
+	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+	defer cancel()
+	b, err := c.NewBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i := 0; i < 200; i++ {
+		msg := interopMessage(fmt.Sprint("sink", i), "sender@example.com", []string{"x@example.net"}, "sink", dotLines...)
+		if err := b.Send(&smtp.Envelope{From: "sender@example.com", To: smtp.Recipients("x@example.net", "y@example.net", "z@example.net")},
+			bytes.NewReader(msg), func(_ *smtp.Result, err error) {
+				if err != nil {
+					failed++
+					t.Errorf("message: %v", err)
+				}
+			}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	if failed > 0 {
+		t.Fatalf("%d messages failed", failed)
+	}
+}
