@@ -123,3 +123,84 @@ func ExampleClientTrace() {
 	}
 	c.Quit()
 }
+
+// Pipeline your own commands (RFC 2920): one write, replies in order.
+func ExampleClient_Pipeline() {
+	c, err := (&smtp.Dialer{}).Dial(context.Background(), "mail.example.com:25")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	p := c.Pipeline()
+	mail := p.Cmd(250, "MAIL FROM:<%s>", "sender@example.org")
+	rcpts := []*smtp.Cmd{
+		p.Cmd(25, "RCPT TO:<%s>", "a@example.net"),
+		p.Cmd(25, "RCPT TO:<%s>", "b@example.net"),
+	}
+	rset := p.Cmd(250, "RSET") // only checking the addresses
+	if err := p.Exec(context.Background()); err != nil {
+		log.Fatal(err) // the connection failed, or the group broke the rules
+	}
+	if mail.Err != nil {
+		log.Fatal(mail.Err)
+	}
+	for _, r := range rcpts {
+		fmt.Println(r.Reply.Code, r.Err)
+	}
+	_ = rset
+}
+
+// Send many messages over one connection: about one round trip per message
+// with PIPELINING, almost none with CHUNKING as well.
+func ExampleBatch() {
+	c, err := (&smtp.Dialer{}).Dial(context.Background(), "mail.example.com:25")
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err := c.NewBatch(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, to := range []string{"a@example.net", "b@example.net", "c@example.net"} {
+		env := &smtp.Envelope{From: "news@example.org", To: smtp.Recipients(to)}
+		body := strings.NewReader(fmt.Sprintf("Subject: issue %d\r\n\r\nHello.\r\n", i))
+		err := b.Send(env, body, func(res *smtp.Result, err error) {
+			if err != nil {
+				log.Printf("%s: %v", to, err)
+				return
+			}
+			log.Printf("%s: %s", to, res.Reply.Text())
+		})
+		if err != nil {
+			log.Fatal(err) // a bad envelope, or the connection failed
+		}
+	}
+	if err := b.Quit(); err != nil { // QUIT goes with the last message
+		log.Fatal(err)
+	}
+}
+
+// One message with per-recipient outcomes: a refused recipient does not
+// stop the others.
+func ExampleClient_Send() {
+	c, err := (&smtp.Dialer{}).Dial(context.Background(), "mail.example.com:25")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	env := &smtp.Envelope{
+		From: "sender@example.org",
+		To:   []smtp.Recipient{{Addr: "a@example.net", Notify: []string{"FAILURE", "DELAY"}}, {Addr: "b@example.net"}},
+		Ret:  "HDRS",
+	}
+	res, err := c.Send(context.Background(), env, strings.NewReader("Subject: hi\r\n\r\nhi\r\n"))
+	var refused *smtp.RecipientsError
+	switch {
+	case errors.As(err, &refused) && refused.Accepted > 0:
+		log.Printf("delivered to %d, refused: %v", refused.Accepted, refused)
+	case err != nil:
+		log.Fatal(err)
+	default:
+		log.Printf("queued: %s", res.Reply.Text())
+	}
+}
