@@ -157,11 +157,11 @@ func (c *Client) newBatch(ctx context.Context, compat bool) (*Batch, error) {
 // PIPELINING, before the server has answered); done, if not nil, receives
 // the outcome later. The message is read from msg before Send returns.
 //
-// Send returns an error, without calling done and without sending
-// anything, for an Envelope that is invalid or asks for what the server
-// does not offer, or for a message over the server's size limit. It returns
-// the connection's failure (the Client is then unusable) after reporting it
-// to done for every message still open.
+// When Send returns an error, done is not called for this message. The
+// error is about the Envelope (invalid, asking for what the server does not
+// offer, or a message over the server's size limit: then nothing was sent),
+// or it is the connection's failure: the Client is then unusable, and the
+// failure has been reported to done for every earlier message still open.
 //
 // The outcome is a *RecipientsError when recipients were refused (with the
 // Result of a message delivered to the others), an *Error when the server
@@ -184,18 +184,18 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	if err != nil {
 		return err
 	}
-	binary := env.Body == BodyBinaryMIME
-	if binary && !b.chunk {
+	m := newMessage(msg, env.Body == BodyBinaryMIME)
+	if m.binary && !b.chunk {
 		return fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
 	}
 	t := &txn{done: done, to: env.To}
 	if b.chunk {
-		err = b.sendChunked(t, lines, msg, binary)
+		err = b.sendChunked(t, lines, m)
 	} else {
-		err = b.sendData(t, lines, msg)
+		err = b.sendData(t, lines, m)
 	}
 	if err != nil {
-		return b.failed(err)
+		return b.failed(err, t)
 	}
 	return nil
 }
@@ -277,7 +277,7 @@ func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
 }
 
 // sendData sends a transaction with DATA.
-func (b *Batch) sendData(t *txn, l *envelopeLines, msg io.Reader) error {
+func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 	c := b.c
 	ok, err := b.envelope(t, l, false)
 	if !ok || err != nil {
@@ -307,7 +307,7 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, msg io.Reader) error {
 			return c.fail(err)
 		}
 	} else {
-		n, err := c.writeData(msg, bodySize(msg))
+		n, err := c.writeData(m, 0)
 		t.octets = n
 		if err != nil {
 			return err
@@ -336,45 +336,39 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, msg io.Reader) error {
 	return nil
 }
 
-// writeData writes msg dot-stuffed through the Client's DotWriter, without
-// flushing. A failure to read msg closes the connection: DATA cannot be
+// writeData writes m dot-stuffed through the Client's DotWriter, from the
+// canonical offset skip on, without flushing, and returns the canonical
+// size. A failure to read m closes the connection: DATA cannot be
 // withdrawn, and a message cut short must not be delivered.
-func (c *Client) writeData(msg io.Reader, total int64) (int64, error) {
+func (c *Client) writeData(m *message, skip int64) (int64, error) {
 	if c.dot == nil {
 		c.dot = NewDotWriter(c.bw)
-	} else {
-		c.dot.Reset(c.bw)
 	}
-	w := &dataWriter{c: c, next: ProgressInterval, total: total}
-	_, err := io.Copy(w, msg)
-	if err == nil {
-		c.writeTimeout = c.timeouts.DataBlock
-		err = c.dot.Close()
-		c.writeTimeout = 0
-		if err != nil {
-			err = c.fail(fmt.Errorf("smtp: writing message data: %w", err))
-		}
-	}
+	c.dot.Reset(c.bw)
+	c.writeTimeout = c.timeouts.DataBlock
+	err := c.feed(m, c.dot, nil, skip, nil)
+	c.writeTimeout = 0
 	if err != nil {
-		if c.err == nil {
-			err = c.fail(fmt.Errorf("smtp: reading the message (the connection is closed, as DATA cannot be withdrawn): %w", err))
+		var se *sourceError
+		if errors.As(err, &se) {
+			return 0, c.fail(fmt.Errorf("%w (the connection is closed, as DATA cannot be withdrawn)", err))
 		}
-		return c.dot.Count(), err
-	}
-	if t := c.trace; t != nil && t.DataProgress != nil {
-		t.DataProgress(c.dot.Count(), c.dot.Count())
+		if c.err == nil {
+			c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+		}
+		return 0, c.err
 	}
 	return c.dot.Count(), nil
 }
 
 // sendChunked sends a transaction with BDAT (RFC 3030).
-func (b *Batch) sendChunked(t *txn, l *envelopeLines, msg io.Reader, binary bool) error {
+func (b *Batch) sendChunked(t *txn, l *envelopeLines, m *message) error {
 	c := b.c
 	ok, err := b.envelope(t, l, b.pipe && b.sent > 0)
 	if !ok || err != nil {
 		return err
 	}
-	if err := b.writeChunks(t, msg, binary); err != nil {
+	if err := b.writeChunks(t, m, 0); err != nil {
 		return err
 	}
 	b.open = append(b.open, t)
@@ -403,48 +397,29 @@ func (b *Batch) sendChunked(t *txn, l *envelopeLines, msg io.Reader, binary bool
 	return nil
 }
 
-// writeChunks sends msg as BDAT chunks, the last one marked LAST. Text is
-// converted to canonical form first (RFC 3030 §2); BINARYMIME goes as it is.
-// A failure to read msg ends the transaction without LAST, and RSET clears it
-// before the next one.
-func (b *Batch) writeChunks(t *txn, msg io.Reader, binary bool) error {
+// writeChunks sends m from the canonical offset skip on as BDAT chunks of
+// about the configured size, the last one marked LAST. Text is converted to
+// canonical form first (RFC 3030 §2); BINARYMIME goes as it is. A failure
+// to read m, or a refused chunk without PIPELINING, ends the transaction
+// without LAST, and RSET clears it before the next one.
+func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 	c := b.c
-	size := c.chunkSize
-	if cap(c.chunkIn) < size {
-		c.chunkIn = make([]byte, size)
-	}
-	in := c.chunkIn[:size]
 	out := &c.chunkOut
-	if c.canon == nil {
-		c.canon = newCanonicalWriter(out)
+	out.b = out.b[:0]
+	var w *DotWriter
+	if !m.binary {
+		if c.canon == nil {
+			c.canon = newCanonicalWriter(out)
+		}
+		c.canon.Reset(out)
+		w = c.canon
 	}
-	c.canon.Reset(out)
-	total := bodySize(msg)
-	for {
-		n, rerr := io.ReadFull(msg, in)
-		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
-		if rerr != nil && !last {
-			t.err = fmt.Errorf("smtp: reading the message: %w", rerr)
-			b.c.needRset = true // RFC 3030 §2: no LAST was sent
-			if t.end == nil {
-				t.end = t.mail
-			}
-			return nil
-		}
-		chunk := in[:n]
-		if !binary {
-			out.b = out.b[:0]
-			c.canon.Write(chunk)
-			if last {
-				c.canon.Close()
-			}
-			chunk = out.b
-		}
-		verb := "BDAT " + strconv.Itoa(len(chunk))
+	send := func(chunk []byte, last bool) error {
+		line := "BDAT " + strconv.Itoa(len(chunk))
 		if last {
-			verb += " LAST"
+			line += " LAST"
 		}
-		x, err := c.queue(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, "", "%s", verb)
+		x, err := c.queue(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, "", "%s", line)
 		if err != nil {
 			return err
 		}
@@ -457,26 +432,56 @@ func (b *Batch) writeChunks(t *txn, msg io.Reader, binary bool) error {
 		t.chunks = append(t.chunks, x)
 		t.end = x
 		t.octets += int64(len(chunk))
-		if tr := c.trace; tr != nil && tr.DataProgress != nil {
-			if last {
-				total = t.octets
-			}
-			tr.DataProgress(t.octets, total)
-		}
 		if !b.pipe {
 			if err := c.await(x); err != nil {
 				return err
 			}
 			if x.Err != nil {
-				b.c.needRset = true // RFC 3030 §2: a failed BDAT needs RSET
-				return nil
+				return errChunkRefused
 			}
 		}
-		if last {
-			return nil
-		}
+		return nil
 	}
+	// emit sends every full chunk collected, and with last the rest.
+	emit := func(last bool) error {
+		sent := 0
+		for len(out.b)-sent >= c.chunkSize && !(last && len(out.b)-sent == c.chunkSize) {
+			if err := send(out.b[sent:sent+c.chunkSize], false); err != nil {
+				return err
+			}
+			sent += c.chunkSize
+		}
+		if last {
+			if err := send(out.b[sent:], true); err != nil {
+				return err
+			}
+			sent = len(out.b)
+		}
+		out.b = out.b[:copy(out.b, out.b[sent:])]
+		return nil
+	}
+	err := c.feed(m, w, out, skip, func() error { return emit(false) })
+	if err == nil {
+		err = emit(true)
+	}
+	var se *sourceError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errChunkRefused):
+	case errors.As(err, &se):
+		t.err = err
+	default:
+		return err
+	}
+	c.needRset = true // RFC 3030 §2: no LAST, or a failed BDAT
+	if t.end == nil {
+		t.end = t.mail
+	}
+	return nil
 }
+
+var errChunkRefused = errors.New("smtp: BDAT refused")
 
 // appendWriter collects what the canonical writer produces.
 type appendWriter struct{ b []byte }
@@ -573,12 +578,15 @@ func (b *Batch) finish(t *txn) {
 	}
 }
 
-// failed reports the connection's failure to every open transaction and
-// returns it.
-func (b *Batch) failed(err error) error {
+// failed reports the connection's failure to every open transaction but
+// skip, whose Send returns it instead, and returns it.
+func (b *Batch) failed(err error, skip *txn) error {
 	for len(b.open) > 0 {
 		t := b.open[0]
 		b.open = b.open[1:]
+		if t == skip {
+			continue
+		}
 		if t.err == nil {
 			t.err = err
 		}
@@ -597,7 +605,7 @@ func (b *Batch) Flush() error {
 		return errors.New("smtp: Flush on a closed Batch")
 	}
 	if err := b.c.drain(); err != nil {
-		return b.failed(err)
+		return b.failed(err, nil)
 	}
 	b.settle()
 	return nil
@@ -627,7 +635,7 @@ func (b *Batch) Quit() error {
 		err = c.drain()
 	}
 	if err != nil {
-		b.failed(err)
+		b.failed(err, nil)
 	}
 	b.settle()
 	b.stop()

@@ -52,7 +52,7 @@ type Client struct {
 	trace        *ClientTrace
 	dot          *DotWriter
 	canon        *DotWriter   // canonical form for BDAT
-	chunkIn      []byte       // BDAT input buffer
+	feedBuf      []byte       // message input buffer
 	chunkOut     appendWriter // BDAT chunk being built
 	batch        *Batch       // the Batch in progress, if any
 	needRset     bool         // the server may hold a failed transaction: RSET first

@@ -84,6 +84,13 @@ func newCanonicalWriter(w io.Writer) *DotWriter {
 	return d
 }
 
+// startAt makes d go on with a message at canonical offset off, which must
+// be the start of a line: the resume point of a restart (RFC 1845 §3).
+func (d *DotWriter) startAt(off int64) {
+	d.count = off
+	d.state = dotBOL
+}
+
 // Reset discards any state of d, including a sticky error and a pending
 // Skip, and makes it write a new message to w, as if it had been returned by
 // NewDotWriter(w). It keeps d's internal buffer, so reusing a DotWriter does

@@ -26,7 +26,7 @@ func (c *conn) cmdDATA(arg string) error {
 	case len(t.to) == 0 && t.rcptAttempts == 0:
 		return c.reply(v, 503, "5.5.1", "Error: need RCPT command")
 	case len(t.to) == 0:
-		return c.reply(v, 554, "5.5.1", "Error: no valid recipients")
+		return c.reply(v, c.noRcptCode(), "5.5.1", "Error: no valid recipients")
 	}
 	text := "End data with <CR><LF>.<CR><LF>"
 	if n := len(t.resumedAt); n > 0 {
@@ -101,6 +101,7 @@ func (c *conn) cmdBDAT(line, arg string) error {
 	}
 	t := c.tx
 	_, chunking := c.sessExt["CHUNKING"]
+	lmtpLast := c.s.cfg.LMTP && last
 	switch {
 	case c.greetingRejected:
 		return fail(503, "5.5.1", "Error: bad sequence of commands")
@@ -108,12 +109,25 @@ func (c *conn) cmdBDAT(line, arg string) error {
 		return fail(502, "5.5.1", "Error: command not implemented")
 	case t == nil:
 		return fail(503, "5.5.1", "Error: need MAIL command")
+	case lmtpLast && len(t.to) == 0:
+		// RFC 2033 section 4.3: BDAT LAST returns zero replies.
+		if err := c.discardChunk(size); err != nil {
+			return err
+		}
+		c.record("* LMTP: BDAT LAST without an accepted recipient, no reply")
+		c.resetTx()
+		return nil
+	case lmtpLast && t.failed:
+		if err := c.discardChunk(size); err != nil {
+			return err
+		}
+		return c.lmtpRepeat(t, []string{"BDAT"}, 503, "5.5.1", "Error: transaction failed, send RSET")
 	case t.failed:
 		return fail(503, "5.5.1", "Error: transaction failed, send RSET")
 	case len(t.to) == 0 && t.rcptAttempts == 0:
 		return fail(503, "5.5.1", "Error: need RCPT command")
 	case len(t.to) == 0:
-		return fail(554, "5.5.1", "Error: no valid recipients")
+		return fail(c.noRcptCode(), "5.5.1", "Error: no valid recipients")
 	}
 	if !t.bdat {
 		t.bdat = true
@@ -127,6 +141,9 @@ func (c *conn) cmdBDAT(line, arg string) error {
 	c.record(fmt.Sprintf("C: <chunk %d octets>", size))
 	if t.tooBig && !t.complete {
 		t.failed = true
+		if lmtpLast {
+			return c.lmtpRepeat(t, []string{"BDAT"}, 552, "5.3.4", "Error: message exceeds fixed maximum message size")
+		}
 		return c.reply(v, 552, "5.3.4", "Error: message exceeds fixed maximum message size")
 	}
 	if !last {
@@ -346,7 +363,13 @@ func (c *conn) endOfData(t *transaction, via string) error {
 	}
 	if t.tooBig {
 		c.resetTx()
+		if c.s.cfg.LMTP {
+			return c.lmtpRepeat(t, verbs, 552, "5.3.4", "Error: message exceeds fixed maximum message size")
+		}
 		return c.sendRaw(c.format(552, "5.3.4", "Error: message exceeds fixed maximum message size"), verbs...)
+	}
+	if c.s.cfg.LMTP {
+		return c.lmtpEndOfData(t, via, verbs)
 	}
 	qid := fmt.Sprintf("Q%d", c.s.queueSeq.Add(1))
 	if t.transID != "" {

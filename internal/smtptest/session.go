@@ -37,7 +37,7 @@ type conn struct {
 	pending map[string]string // verb -> override replacing its next reply
 
 	greetingRejected bool
-	greeted          bool // HELO or EHLO accepted
+	greeted          bool // HELO, EHLO or LHLO accepted
 	ehlo             bool
 	helo             string
 	sessExt          map[string]string // advertised in this session: keyword -> params
@@ -362,7 +362,11 @@ func (c *conn) greet() error {
 	if ok {
 		c.pending["GREETING"] = raw
 	}
-	return c.reply("GREETING", 220, "", c.s.cfg.Hostname+" ESMTP smtptest")
+	proto := " ESMTP smtptest"
+	if c.s.cfg.LMTP {
+		proto = " LMTP smtptest"
+	}
+	return c.reply("GREETING", 220, "", c.s.cfg.Hostname+proto)
 }
 
 func splitVerb(line string) (verb, arg string) {
@@ -386,10 +390,20 @@ func (c *conn) dispatch(line string) error {
 		return c.reply(verb, 503, "5.5.1", "Error: bad sequence of commands")
 	}
 	switch verb {
-	case "EHLO":
-		return c.cmdEHLO(arg)
-	case "HELO":
+	case "EHLO", "HELO":
+		if c.s.cfg.LMTP {
+			// RFC 2033 section 4.1: LHLO replaces them.
+			return c.reply(verb, 500, "5.5.1", "this is an LMTP server, use LHLO")
+		}
+		if verb == "EHLO" {
+			return c.cmdEHLO(verb, arg)
+		}
 		return c.cmdHELO(arg)
+	case "LHLO":
+		if c.s.cfg.LMTP {
+			return c.cmdEHLO(verb, arg)
+		}
+		// Not an SMTP command: "not recognized" below.
 	case "MAIL":
 		return c.cmdMAIL(arg)
 	case "RCPT":
@@ -447,12 +461,13 @@ func (c *conn) hasConfigExt(kw string) (string, bool) {
 	return "", false
 }
 
-func (c *conn) cmdEHLO(arg string) error {
+// cmdEHLO handles EHLO, and LHLO in LMTP mode (verb says which).
+func (c *conn) cmdEHLO(verb, arg string) error {
 	if c.s.cfg.NoEHLO {
-		return c.reply("EHLO", 502, "5.5.1", "command not implemented")
+		return c.reply(verb, 502, "5.5.1", "command not implemented")
 	}
 	if arg == "" {
-		return c.reply("EHLO", 501, "5.5.4", "Syntax: EHLO hostname")
+		return c.reply(verb, 501, "5.5.4", "Syntax: "+verb+" hostname")
 	}
 	c.resetTx()
 	c.greeted, c.ehlo, c.helo = true, true, arg
@@ -467,7 +482,15 @@ func (c *conn) cmdEHLO(arg string) error {
 		c.sessExt[k] = p
 		lines = append(lines, e)
 	}
-	return c.replyLines("EHLO", 250, "", lines)
+	return c.replyLines(verb, 250, "", lines)
+}
+
+// ehloVerb names the extended greeting command of the protocol spoken.
+func (c *conn) ehloVerb() string {
+	if c.s.cfg.LMTP {
+		return "LHLO"
+	}
+	return "EHLO"
 }
 
 func (c *conn) cmdHELO(arg string) error {
@@ -492,7 +515,7 @@ func (c *conn) extCommand(verb, kw string) (bool, error) {
 		}
 		return false, c.reply(verb, 502, "5.5.1", "Error: command not implemented")
 	}
-	return false, c.reply(verb, 503, "5.5.1", "Error: send EHLO first")
+	return false, c.reply(verb, 503, "5.5.1", "Error: send "+c.ehloVerb()+" first")
 }
 
 func (c *conn) cmdSTARTTLS(arg string) error {
@@ -613,7 +636,11 @@ func (c *conn) cmdMAIL(arg string) error {
 	const v = "MAIL"
 	switch {
 	case !c.greeted:
-		return c.reply(v, 503, "5.5.1", "Error: send HELO/EHLO first")
+		first := "HELO/EHLO"
+		if c.s.cfg.LMTP {
+			first = "LHLO"
+		}
+		return c.reply(v, 503, "5.5.1", "Error: send "+first+" first")
 	case c.tx != nil:
 		return c.reply(v, 503, "5.5.1", "Error: nested MAIL command")
 	case c.s.cfg.RequireTLS && !c.tls:
@@ -745,22 +772,27 @@ func (c *conn) cmdRCPT(arg string) error {
 		return c.reply(v, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
 	}
 	t.rcptAttempts++
-	local := path
-	if i := strings.LastIndexByte(local, '@'); i >= 0 {
-		local = local[:i]
-	}
-	local = strings.ToLower(strings.Trim(local, `"`))
-	switch {
+	switch local := localPart(path); {
 	case strings.HasPrefix(local, "reject"):
 		return c.reply(v, 550, "5.1.1", "<"+path+">: no such user")
 	case strings.HasPrefix(local, "temp"):
 		return c.reply(v, 450, "4.2.1", "<"+path+">: try later")
 	}
-	if !slices.Contains(t.to, path) { // a resumed envelope already has it
+	// A resumed envelope already has it; LMTP (never resumed) needs one
+	// reply per successful RCPT, duplicates included.
+	if c.s.cfg.LMTP || !slices.Contains(t.to, path) {
 		t.to = append(t.to, path)
 		t.rcptParams = append(t.rcptParams, params)
 	}
 	return c.reply(v, 250, "2.1.5", "Ok")
+}
+
+// localPart returns the lower-cased local part of path, quotes trimmed.
+func localPart(path string) string {
+	if i := strings.LastIndexByte(path, '@'); i >= 0 {
+		path = path[:i]
+	}
+	return strings.ToLower(strings.Trim(path, `"`))
 }
 
 // --- AUTH ----------------------------------------------------------------

@@ -7,6 +7,7 @@
 // CHECKPOINT (RFC 1845), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN (RFC 4954)
 // and SMTPUTF8 parameters. Received messages, per-connection transcripts and
 // flush counts are recorded for inspection, and Faults inject misbehaviour.
+// With Config.LMTP it speaks LMTP (RFC 2033) instead.
 //
 // Replies are buffered and flushed only when the server is about to block
 // reading from the client (no complete command left in its input buffer), as
@@ -14,8 +15,31 @@
 // round trips a client needed.
 //
 // Pseudo-verbs: besides real command verbs, fault and override keys may name
-// "GREETING" (the connection greeting) and "." (the end of message data: the
-// terminating dot of DATA, or the BDAT LAST chunk).
+// "GREETING" (the connection greeting), "." (the end of message data: the
+// terminating dot of DATA, or the BDAT LAST chunk) and, in LMTP mode,
+// "LMTP" (one recipient's reply after the end of message data).
+//
+// LMTP mode (Config.LMTP): the greeting reads "220 <host> LMTP smtptest";
+// LHLO replaces EHLO (same reply and extension list), and EHLO and HELO are
+// answered "500 5.5.1 this is an LMTP server, use LHLO". DATA without an
+// accepted recipient fails with 503. After DATA's final "." and after BDAT
+// LAST, the server sends one reply per recipient accepted at RCPT (250),
+// in RCPT order, duplicates included (RFC 2033 sections 4.2 and 4.3):
+//
+//	250 2.1.5 <addr> delivered
+//	452 4.2.2 <addr> mailbox full        (local part starts with "lmtpfail")
+//	550 5.1.1 <addr> mailbox unavailable (local part starts with "lmtpreject")
+//
+// (enhanced codes only if ENHANCEDSTATUSCODES is advertised). The
+// "LMTP" pseudo-verb overrides a recipient's reply: Config.Handler gets
+// Command{Verb: "LMTP", Line: addr} for each recipient, then Faults.Reply["LMTP"]
+// applies to all; the override text is the complete reply, and the
+// recipient counts as delivered iff it starts with '2'. A BDAT LAST with no
+// accepted recipient gets no reply at all (RFC 2033 section 4.3). Failures
+// of the whole message after its data (size limit, a failed BDAT chunk
+// answered by BDAT LAST) are repeated once per recipient. CHECKPOINT is not
+// combined with LMTP: it is never advertised in LMTP mode, so MAIL TRANSID=
+// gets 555.
 //
 // Close stops the listener and every connection goroutine and waits for them.
 package smtptest
@@ -26,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +90,11 @@ type Config struct {
 	// Hostname is used in the greeting and the EHLO/HELO replies.
 	// Default DefaultHostname.
 	Hostname string
+	// LMTP makes the server speak LMTP (RFC 2033) instead of SMTP: see the
+	// package documentation. CHECKPOINT is dropped from Extensions. The
+	// RFC 2033 section 5 requirement of PIPELINING and ENHANCEDSTATUSCODES
+	// is not enforced: Extensions still decides.
+	LMTP bool
 	// Extensions lists the EHLO keywords advertised, in order, each with its
 	// parameters (e.g. "SIZE 10485760", "AUTH PLAIN LOGIN"). Nil means
 	// DefaultExtensions(); a non-nil empty slice advertises nothing. The
@@ -74,7 +104,7 @@ type Config struct {
 	Extensions []string
 	// NoEHLO makes EHLO fail with "502 5.5.1" (a HELO-only server). ESMTP
 	// parameters and extension commands are then refused, since no
-	// extension was advertised.
+	// extension was advertised. In LMTP mode it makes LHLO fail likewise.
 	NoEHLO bool
 	// Users holds AUTH PLAIN/LOGIN credentials (user -> password).
 	// Nil accepts nobody (535).
@@ -117,10 +147,11 @@ type Config struct {
 type Command struct {
 	// Conn is the 1-based connection index.
 	Conn int
-	// Verb is the upper-cased command verb, or "GREETING" or ".".
+	// Verb is the upper-cased command verb, or "GREETING", "." or "LMTP".
 	Verb string
 	// Line is the command line as received, without CRLF ("" for
-	// GREETING, "." for the end of message data).
+	// GREETING, "." for the end of message data, the recipient address
+	// without angle brackets for LMTP).
 	Line string
 }
 
@@ -155,7 +186,10 @@ type Faults struct {
 	// greets.
 	Stall string
 	// Delay is slept before every reply to the given verb (in addition to
-	// Config.ReplyDelay); "GREETING" delays the greeting.
+	// Config.ReplyDelay); "GREETING" delays the greeting. "LMTP" delays
+	// each per-recipient reply after the data; when it is set, replies
+	// already queued are flushed before each such delay after the first
+	// (RFC 2033 section 5), which adds to Server.Flushes.
 	Delay map[string]time.Duration
 	// Reply maps a verb to raw reply text sent instead of the normal reply
 	// (CRLF is appended if the text does not end in "\n"; it may be
@@ -172,6 +206,11 @@ type Faults struct {
 	// "220" reply to STARTTLS, before the TLS handshake (the RFC 3207
 	// response-injection attack).
 	InjectAfterSTARTTLS string
+	// LMTPCloseAfterReplies, if > 0, closes the connection in LMTP mode
+	// after this many of the per-recipient replies following the message
+	// data, when there are more (the message is stored as usual: the
+	// RFC 2033 section 5 partial-reply case).
+	LMTPCloseAfterReplies int
 }
 
 // Message is a message accepted by the server (final 250 sent or about to
@@ -179,7 +218,8 @@ type Faults struct {
 type Message struct {
 	// From is the reverse-path without angle brackets ("" for <>).
 	From string
-	// To holds the accepted forward-paths without angle brackets.
+	// To holds the accepted forward-paths without angle brackets. In LMTP
+	// mode only those whose reply after the data was 2xx.
 	To []string
 	// MailParams holds the MAIL parameters as sent ("SIZE=123", "SMTPUTF8").
 	MailParams []string
@@ -198,16 +238,22 @@ type Message struct {
 	// ResumedAt lists the octet offsets announced in 355 replies while the
 	// transaction was resumed (empty if it never was).
 	ResumedAt []int64
-	// QueueID is the id in the final reply ("Q1", "Q2", ...).
+	// QueueID is the id in the final reply ("Q1", "Q2", ...); LMTP
+	// replies do not show it.
 	QueueID string
 	// ConnIndex is the 1-based index of the connection that completed it.
 	ConnIndex int
-	// Helo is the EHLO/HELO argument of that connection.
+	// Helo is the EHLO/HELO (LHLO) argument of that connection.
 	Helo string
 	// TLS reports whether that connection was using TLS.
 	TLS bool
 	// AuthUser is the authenticated user on that connection, or "".
 	AuthUser string
+	// LMTPReplies holds, in LMTP mode, the reply sent after the data for
+	// each recipient accepted at RCPT, in RCPT order, without the final
+	// CRLF (e.g. "250 2.1.5 <a@example.org> delivered"). An LMTP message
+	// is stored only if at least one of them was 2xx.
+	LMTPReplies []string
 }
 
 // Server is a running test SMTP server.
@@ -265,6 +311,13 @@ func NewServer(cfg Config) (*Server, error) {
 		s.ext = DefaultExtensions()
 	}
 	s.ext = append([]string(nil), s.ext...)
+	if cfg.LMTP {
+		// CHECKPOINT is not combined with LMTP.
+		s.ext = slices.DeleteFunc(s.ext, func(e string) bool {
+			kw, _, _ := strings.Cut(e, " ")
+			return strings.EqualFold(kw, "CHECKPOINT")
+		})
+	}
 	if s.maxLine <= 0 {
 		s.maxLine = DefaultMaxLineLength
 	}
@@ -379,6 +432,7 @@ func (m Message) clone() Message {
 	m.RcptParams = rp
 	m.Data = append([]byte(nil), m.Data...)
 	m.ResumedAt = append([]int64(nil), m.ResumedAt...)
+	m.LMTPReplies = append([]string(nil), m.LMTPReplies...)
 	return m
 }
 
