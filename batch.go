@@ -17,8 +17,17 @@ type Result struct {
 	// Reply is the server's reply to the end of the message data (often
 	// with a queue id), or nil if the message was not sent.
 	Reply *Reply
-	// Octets is the number of canonical message octets sent.
+	// Octets is the canonical size of the message.
 	Octets int64
+	// Transmitted counts the canonical octets written to the network, in
+	// all attempts: less than Octets after a restart (RFC 1845) that did
+	// not send what the server already held, more after restarts that had
+	// to send the message again.
+	Transmitted int64
+	// Restarts counts the reconnections a Courier needed.
+	Restarts int
+
+	resumed bool // the last attempt resumed (RFC 1845 355)
 }
 
 // Accepted returns the number of recipients the server accepted.
@@ -125,8 +134,17 @@ type txn struct {
 	lmtp   []*Cmd // LMTP: one reply after the data per accepted recipient
 	end    *Cmd   // the command whose reply ends the transaction
 	lone   bool   // a lone "." was sent after every recipient failed
-	err    error  // a failure found by the client (reading the body)
-	octets int64
+	hold   bool   // checkpointed: read the final reply before anything else
+	fresh  bool   // restart: MAIL was answered 250, the server holds nothing
+	resend bool   // restart: the server's offset was wrong, send in full
+	// resumed: the server answered the restart's MAIL with 355 and holds
+	// the envelope; prior holds the recipients' outcomes from before.
+	resumed bool
+	prior   []RcptResult
+	skipped int64 // canonical octets the server already held
+	sent    int64 // canonical octets handed to the connection
+	err     error // a failure found by the client (reading the body)
+	octets  int64
 }
 
 // NewBatch starts a Batch on c. The context bounds the whole Batch, up to
@@ -188,16 +206,20 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	if m.binary && !b.chunk {
 		return fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
 	}
-	t := &txn{done: done, to: env.To}
-	if b.chunk {
-		err = b.sendChunked(t, lines, m)
-	} else {
-		err = b.sendData(t, lines, m)
-	}
+	t := &txn{done: done, to: env.To, hold: env.TransID != ""}
+	err = b.sendTxn(t, lines, m)
 	if err != nil {
 		return b.failed(err, t)
 	}
 	return nil
+}
+
+// sendTxn sends t with DATA or BDAT, whichever the Batch uses.
+func (b *Batch) sendTxn(t *txn, l *envelopeLines, m *message) error {
+	if b.chunk {
+		return b.sendChunked(t, l, m)
+	}
+	return b.sendData(t, l, m)
 }
 
 // queue writes one command of a transaction.
@@ -231,7 +253,12 @@ func (b *Batch) step(x *Cmd) error {
 // envelope queues RSET if due, MAIL and the RCPTs. Without PIPELINING it
 // stops early when the transaction cannot go on, and reports false.
 func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
-	if rset || b.c.needRset {
+	if t.resumed {
+		return true, nil // the server restored the envelope (RFC 1845 §3)
+	}
+	if t.mail != nil {
+		rset = false // a restart's MAIL was answered already
+	} else if rset || b.c.needRset {
 		b.c.needRset = false
 		x, err := b.queue("RSET", "RSET")
 		if err != nil {
@@ -241,12 +268,14 @@ func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
 			return false, err
 		}
 	}
-	var err error
-	if t.mail, err = b.queue("MAIL", l.mail); err != nil {
-		return false, err
-	}
-	if err := b.step(t.mail); err != nil {
-		return false, err
+	if t.mail == nil {
+		var err error
+		if t.mail, err = b.queue("MAIL", l.mail); err != nil {
+			return false, err
+		}
+		if err := b.step(t.mail); err != nil {
+			return false, err
+		}
 	}
 	if !b.pipe && t.mail.Err != nil {
 		b.finish(t)
@@ -307,8 +336,8 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 			return c.fail(err)
 		}
 	} else {
-		n, err := c.writeData(m, 0)
-		t.octets = n
+		n, err := c.writeData(m, t.skipped)
+		t.octets, t.sent = n, max(m.written-t.skipped, 0)
 		if err != nil {
 			return err
 		}
@@ -327,7 +356,9 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 	}
 	b.open = append(b.open, t)
 	b.sent++
-	if !b.pipe {
+	if !b.pipe || t.hold {
+		// RFC 1845 §3: the next MAIL, RSET or QUIT would end the server's
+		// hold on a checkpointed transaction, so its outcome comes first.
 		if err := c.await(t.end); err != nil {
 			return err
 		}
@@ -364,18 +395,25 @@ func (c *Client) writeData(m *message, skip int64) (int64, error) {
 // sendChunked sends a transaction with BDAT (RFC 3030).
 func (b *Batch) sendChunked(t *txn, l *envelopeLines, m *message) error {
 	c := b.c
-	ok, err := b.envelope(t, l, b.pipe && b.sent > 0)
+	ok, err := b.envelope(t, l, b.pipe && b.sent > 0 && !t.hold)
 	if !ok || err != nil {
 		return err
 	}
-	if err := b.writeChunks(t, m, 0); err != nil {
+	if err := b.writeChunks(t, m, t.skipped); err != nil {
 		return err
 	}
 	b.open = append(b.open, t)
 	b.sent++
-	b.octets += t.octets
+	b.octets += t.sent
 	if !b.pipe {
 		b.settle() // writeChunks waited for each reply
+		return nil
+	}
+	if t.hold {
+		if err := c.await(t.end); err != nil {
+			return err
+		}
+		b.settle()
 		return nil
 	}
 	// Report what has come back, then keep the window bounded.
@@ -431,7 +469,7 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 		}
 		t.chunks = append(t.chunks, x)
 		t.end = x
-		t.octets += int64(len(chunk))
+		t.sent += int64(len(chunk))
 		if !b.pipe {
 			if err := c.await(x); err != nil {
 				return err
@@ -464,6 +502,7 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 	if err == nil {
 		err = emit(true)
 	}
+	t.octets = m.canonical
 	var se *sourceError
 	switch {
 	case err == nil:
@@ -497,12 +536,21 @@ func (b *Batch) settle() {
 		t := b.open[0]
 		b.open[0] = nil
 		b.open = b.open[1:]
-		b.octets -= t.octets
+		b.octets -= t.sent
 		b.finish(t)
 	}
 }
 
 func (t *txn) accepted() int {
+	if t.resumed {
+		n := 0
+		for _, r := range t.prior {
+			if r.Err == nil {
+				n++
+			}
+		}
+		return n
+	}
 	n := 0
 	for _, x := range t.rcpts {
 		if x.done && x.Err == nil {
@@ -512,16 +560,28 @@ func (t *txn) accepted() int {
 	return n
 }
 
-// finish works out a transaction's outcome from its replies and reports it.
-func (b *Batch) finish(t *txn) {
-	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets}
-	var refused []RcptResult
-	lmtp := t.lmtp
+// rcptResults returns the recipients' outcomes as far as known.
+func (t *txn) rcptResults() []RcptResult {
+	res := make([]RcptResult, len(t.to))
 	for i, r := range t.to {
 		rr := RcptResult{Addr: r.Addr, Err: errors.New("smtp: RCPT not sent")}
-		if i < len(t.rcpts) {
+		switch {
+		case t.resumed && i < len(t.prior):
+			rr = t.prior[i]
+		case i < len(t.rcpts) && t.rcpts[i].done:
 			rr.Reply, rr.Err = t.rcpts[i].Reply, t.rcpts[i].Err
 		}
+		res[i] = rr
+	}
+	return res
+}
+
+// finish works out a transaction's outcome from its replies and reports it.
+func (b *Batch) finish(t *txn) {
+	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets, Transmitted: t.sent, resumed: t.resumed}
+	var refused []RcptResult
+	lmtp := t.lmtp
+	for i, rr := range t.rcptResults() {
 		if rr.Err == nil && len(lmtp) > 0 {
 			rr.Delivery, rr.Err = lmtp[0].Reply, lmtp[0].Err
 			lmtp = lmtp[1:]

@@ -261,7 +261,6 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 func (c *Client) fail(err error) error {
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %w", ErrClosed, err)
-		c.pending = c.pending[:0]
 		c.raw.Close()
 		c.conn.Close()
 	}

@@ -57,6 +57,12 @@ type Envelope struct {
 	// RequireTLS sends the REQUIRETLS parameter (RFC 8689); it needs the
 	// extension and a TLS connection.
 	RequireTLS bool
+	// TransID is the RFC 1845 TRANSID, with its angle brackets (see
+	// NewTransID); it needs CHECKPOINT. A Courier sets it. A Batch never
+	// sends anything that would end the server's hold on the transaction
+	// (the next MAIL, RSET, QUIT) before the reply to its end of data has
+	// been read, which costs a round trip per message in bulk.
+	TransID string
 }
 
 // A Recipient is one RCPT of an Envelope.
@@ -195,6 +201,15 @@ func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelop
 			return nil, fmt.Errorf("smtp: invalid ENVID %q (RFC 3461 §4.4: printable ASCII, 100 characters)", env.EnvID)
 		}
 		b.WriteString(" ENVID=" + xtext(env.EnvID))
+	}
+	if env.TransID != "" {
+		if err := need("CHECKPOINT", "TRANSID"); err != nil {
+			return nil, err
+		}
+		if err := ValidateTransID(env.TransID); err != nil {
+			return nil, err
+		}
+		b.WriteString(" TRANSID=" + env.TransID)
 	}
 	if env.RequireTLS {
 		if err := need("REQUIRETLS", "REQUIRETLS"); err != nil {

@@ -273,6 +273,17 @@ func (c *Client) stopPump() {
 		p.timer.Stop()
 	}
 	c.pump = nil
+	// Replies read before a failure still count: a restart needs to know
+	// which recipients were accepted.
+	for _, x := range c.pending {
+		if !x.read {
+			break
+		}
+		x.done = true
+		if !x.Reply.matches(x.cmd.expect) {
+			x.Err = x.Reply.err()
+		}
+	}
 	c.pending = c.pending[:0]
 }
 

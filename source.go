@@ -8,16 +8,6 @@ import (
 	"os"
 )
 
-// A ResumePoint pairs a canonical octet offset (RFC 1845 §3: counted after
-// line ending conversion, before dot-stuffing) with the offset in the
-// message source where the same line starts. A restart seeks the source to
-// the last point at or before the server's offset and reads on from there,
-// instead of reading the whole message again.
-type ResumePoint struct {
-	Canonical int64
-	Source    int64
-}
-
 // resumeEvery is the distance in canonical octets between recorded resume
 // points: a restart reads at most this much of the source in vain.
 const resumeEvery = 32 << 10
@@ -38,6 +28,7 @@ type message struct {
 	points    []ResumePoint // recorded at line starts, increasing
 	consumed  int64         // source octets taken from r (non-seekable)
 	canonical int64         // canonical size, once a pass reached the end; else -1
+	written   int64         // canonical offset reached by the latest pass
 }
 
 func newMessage(r io.Reader, binary bool) *message {
@@ -198,6 +189,66 @@ func (s *spool) close() error {
 	return nil
 }
 
+// validOffset reports whether the canonical offset off can be where a
+// server's copy of m ends (RFC 1845 §3): within the message and, if
+// lineStart, at the start of a line (required with DATA). It reads the
+// source from the resume point before off.
+func (m *message) validOffset(off int64, lineStart bool) (bool, error) {
+	if off == 0 {
+		return true, nil
+	}
+	if m.canonical >= 0 && off > m.canonical {
+		return false, nil
+	}
+	p := m.pointBefore(off - 1) // the point must come before the octet at off-1
+	if m.binary {
+		p, lineStart = ResumePoint{}, false
+	}
+	r, err := m.readerFrom(p.Source)
+	if err != nil {
+		return false, err
+	}
+	at := &octetAt{pos: p.Canonical, at: off - 1}
+	var w io.Writer = at
+	var cw *DotWriter
+	if !m.binary {
+		cw = newCanonicalWriter(at)
+		cw.startAt(p.Canonical)
+		w = cw
+	}
+	buf := make([]byte, 16<<10)
+	for !at.found {
+		n, err := r.Read(buf)
+		w.Write(buf[:n])
+		if err == io.EOF {
+			if cw != nil {
+				cw.Close()
+			}
+			break
+		}
+		if err != nil {
+			return false, &sourceError{err: err}
+		}
+	}
+	return at.found && (!lineStart || at.b == '\n'), nil
+}
+
+// octetAt finds the octet at offset at of what is written to it, counting
+// from pos.
+type octetAt struct {
+	pos, at int64
+	b       byte
+	found   bool
+}
+
+func (o *octetAt) Write(p []byte) (int, error) {
+	if !o.found && o.at >= o.pos && o.at < o.pos+int64(len(p)) {
+		o.b, o.found = p[o.at-o.pos], true
+	}
+	o.pos += int64(len(p))
+	return len(p), nil
+}
+
 // feed reads m from the canonical offset skip on and writes it: through w
 // (the DotWriter for DATA, the canonical writer for BDAT), or, for binary
 // content, to raw. It hands the writer pieces that end at line ends where
@@ -263,7 +314,8 @@ func (c *Client) feed(m *message, w *DotWriter, raw io.Writer, skip int64, chunk
 				return err
 			}
 		}
-		c.progress(count(), m)
+		m.written = count()
+		c.progress(m.written, m)
 		carry = copy(buf, buf[cut:end])
 		if eof {
 			break

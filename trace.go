@@ -29,6 +29,25 @@ type ClientTrace struct {
 	// so far and the total if known, or -1. It is called at most once per
 	// ProgressInterval octets and once when the data is complete.
 	DataProgress func(written, total int64)
+
+	// Connected is called by a Courier when it has connected to addr for
+	// its attempt-th try at a message (1 for the first).
+	Connected func(addr string, attempt int)
+
+	// AttemptFailed is called by a Courier when the connection to addr
+	// broke, or could not be made, before the message was through; it
+	// tries again after its RetryDelay while attempts remain.
+	AttemptFailed func(addr string, err error)
+
+	// Resumed is called when the server answered a restart's MAIL with
+	// "355 offset" (RFC 1845 §3): it holds the first offset octets, and
+	// only the rest is sent.
+	Resumed func(offset int64)
+
+	// ResumeRefused is called when a 355 offset cannot be right (beyond
+	// the message, or not at a line start for DATA): the Courier sends RSET
+	// and the whole message instead.
+	ResumeRefused func(offset int64, reason string)
 }
 
 // ProgressInterval is the number of octets between two DataProgress calls.

@@ -1,13 +1,17 @@
-// Command demo sends a few messages through resmtp to an embedded SMTP
-// server and prints a readable account of each exchange.
+// Command demo shows resmtp's main job against an embedded SMTP server:
 //
 //	go run ./examples/demo
 //
 // It starts internal/smtptest on a loopback port (STARTTLS with a
-// certificate made at start, AUTH PLAIN and LOGIN, PIPELINING, CHECKPOINT,
-// CHUNKING), dials it with STARTTLS required, authenticates, sends a short
-// message, one whose lines start with dots, and a large one with a progress
-// bar, then checks the server's copies byte for byte.
+// certificate made at start, AUTH, PIPELINING, CHUNKING, CHECKPOINT) and
+//
+//  1. sends three messages in one pipelined Batch over STARTTLS and AUTH,
+//     printing the exchange;
+//  2. sends a large message (64 MiB by default) through a connection that
+//     the server cuts at about 60 %: the client reconnects, reissues MAIL
+//     with the same TRANSID, learns from "355 <offset>" how much the server
+//     holds, and sends only the rest (RFC 1845). It prints the octets sent
+//     against the message size and checks the server's copy byte for byte.
 package main
 
 import (
@@ -29,30 +33,50 @@ import (
 )
 
 func main() {
-	size := flag.Int("size", 16<<20, "size in octets of the large message")
+	size := flag.Int("size", 64<<20, "size in octets of the large message")
+	cut := flag.Float64("cut", 0.6, "where the server cuts the connection, as a fraction of the large message")
 	quiet := flag.Bool("quiet", false, "do not print the transcript")
 	flag.Parse()
-	if err := run(os.Stdout, *size, *quiet); err != nil {
+	if err := run(os.Stdout, *size, *cut, *quiet); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, size int, quiet bool) error {
+func run(out io.Writer, size int, cut float64, quiet bool) error {
+	ext := []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", fmt.Sprintf("SIZE %d", 2*size+1<<20), "DSN",
+		"CHUNKING", "CHECKPOINT", "STARTTLS", "AUTH PLAIN LOGIN"}
 	srv, err := smtptest.NewServer(smtptest.Config{
 		Hostname:       "mx.demo.example",
-		MaxMessageSize: 256 << 20,
-		Extensions: []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SIZE 268435456", "DSN",
-			"CHUNKING", "CHECKPOINT", "STARTTLS", "AUTH PLAIN LOGIN"},
-		Users: map[string]string{"demo": "correct horse battery staple"},
+		Extensions:     ext,
+		MaxMessageSize: int64(2*size + 1<<20),
+		Users:          map[string]string{"demo": "correct horse battery staple"},
+		// The fourth connection is the large message's first: cut it.
+		ConnFaults: map[int]smtptest.Faults{2: {CloseAfterDataOctets: int64(float64(size) * cut)}},
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	fmt.Fprintf(out, "embedded SMTP server listening on %s\n\n", srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 
-	var bar *progress.Bar
+	small, err := session(ctx, out, srv, quiet)
+	if err != nil {
+		return err
+	}
+	large := largeMessage(size)
+	if err := resumable(ctx, out, srv, large); err != nil {
+		return err
+	}
+	return check(out, srv, append(small, large))
+}
+
+// session sends three messages in one pipelined Batch over STARTTLS and
+// AUTH and prints the exchange.
+func session(ctx context.Context, out io.Writer, srv *smtptest.Server, quiet bool) ([][]byte, error) {
+	fmt.Fprintln(out, "== 1. STARTTLS (required), AUTH, and three messages in one pipelined batch")
 	trace := &smtp.ClientTrace{
 		CommandSent: func(line string) {
 			if !quiet {
@@ -76,113 +100,110 @@ func run(out io.Writer, size int, quiet bool) error {
 				fmt.Fprintf(out, "  -- TLS handshake done: %s, %s\n", tls.VersionName(state.Version), tls.CipherSuiteName(state.CipherSuite))
 			}
 		},
-		DataProgress: func(written, total int64) {
-			if bar != nil {
-				bar.Set(written)
+	}
+	d := &smtp.Dialer{LocalName: "client.demo.example", TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: trace}
+	c, err := d.Dial(ctx, srv.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	host, _, _ := net.SplitHostPort(srv.Addr) // PlainAuth checks the server's name
+	if err := c.AuthContext(ctx, smtp.PlainAuth("", "demo", "correct horse battery staple", host)); err != nil {
+		return nil, err
+	}
+	b, err := c.NewBatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msgs := [][]byte{
+		[]byte("From: alice@demo.example\r\nTo: bob@demo.example\r\nSubject: hello\r\n\r\nHello, Bob.\r\n"),
+		[]byte("Subject: dots and LF-only line ends\n\n.a line with a leading dot\n..two dots\n.\nend\n"),
+		[]byte("Subject: to two\r\n\r\nOne message, two recipients.\r\n"),
+	}
+	to := [][]string{{"bob@demo.example"}, {"bob@demo.example", "carol@demo.example"}, {"dave@demo.example", "erin@demo.example"}}
+	var failed error
+	for i, m := range msgs {
+		i := i
+		err := b.Send(&smtp.Envelope{From: "alice@demo.example", To: smtp.Recipients(to[i]...)}, bytes.NewReader(m),
+			func(res *smtp.Result, err error) {
+				if err != nil {
+					failed = err
+					return
+				}
+				fmt.Fprintf(out, "  -- message %d: %s\n", i+1, res.Reply.Text())
+			})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Quit(); err != nil {
+		return nil, err
+	}
+	if failed != nil {
+		return nil, failed
+	}
+	for i := range msgs {
+		msgs[i] = canonical(msgs[i])
+	}
+	return msgs, nil
+}
+
+// resumable sends the large message with a Courier through a connection
+// the server cuts.
+func resumable(ctx context.Context, out io.Writer, srv *smtptest.Server, msg []byte) error {
+	fmt.Fprintf(out, "\n== 2. a %s message; the server cuts the connection part-way (RFC 1845 CHECKPOINT)\n", progress.Size(int64(len(msg))))
+	bar := progress.New(out, "  sending", int64(len(msg)))
+	trace := &smtp.ClientTrace{
+		DataProgress: func(written, total int64) { bar.Set(written) },
+		Connected: func(addr string, attempt int) {
+			if attempt > 1 {
+				fmt.Fprintf(out, "  -- connected to %s again (attempt %d)\n", addr, attempt)
 			}
 		},
+		AttemptFailed: func(addr string, err error) {
+			bar.Done()
+			fmt.Fprintf(out, "  !! connection lost: %v\n  -- reconnecting in 1s\n", err)
+		},
+		Resumed: func(offset int64) {
+			fmt.Fprintf(out, "  -- the server holds %d octets (%.1f %%): sending only the rest\n", offset, 100*float64(offset)/float64(len(msg)))
+		},
 	}
-	d := &smtp.Dialer{
-		LocalName: "client.demo.example",
-		TLSPolicy: smtp.TLSRequired,
-		TLSConfig: srv.ClientTLSConfig(),
-		Trace:     trace,
+	k := &smtp.Courier{
+		Dialer:     &smtp.Dialer{LocalName: "client.demo.example", TLSConfig: srv.ClientTLSConfig(), Trace: trace},
+		RetryDelay: time.Second,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	fmt.Fprintln(out, "== connect, STARTTLS (required), EHLO again")
-	c, err := d.Dial(ctx, srv.Addr)
+	start := time.Now()
+	res, err := k.Send(ctx, []string{srv.Addr}, &smtp.Envelope{From: "alice@demo.example", To: smtp.Recipients("bob@demo.example")}, bytes.NewReader(msg))
+	bar.Done()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	fmt.Fprintf(out, "  -- %s\n", res.Reply.Text())
+	fmt.Fprintf(out, "  sent %d octets for a %d-octet message (%.1f %% of it) in %v, %d restart(s)\n",
+		res.Transmitted, res.Octets, 100*float64(res.Transmitted)/float64(res.Octets), time.Since(start).Round(time.Millisecond), res.Restarts)
+	return nil
+}
 
-	host, _, _ := net.SplitHostPort(srv.Addr) // PlainAuth checks the server's name
-	fmt.Fprintln(out, "\n== AUTH PLAIN (the credentials never reach the trace)")
-	if err := c.AuthContext(ctx, smtp.PlainAuth("", "demo", "correct horse battery staple", host)); err != nil {
-		return err
-	}
-
-	messages := []struct {
-		title string
-		from  string
-		to    []string
-		body  []byte
-		large bool
-	}{
-		{"a short message", "alice@demo.example", []string{"bob@demo.example"},
-			[]byte("From: alice@demo.example\r\nTo: bob@demo.example\r\nSubject: hello\r\n\r\nHello, Bob.\r\n"), false},
-		{"lines that start with dots (RFC 5321 §4.5.2) and LF-only line ends", "alice@demo.example", []string{"bob@demo.example", "carol@demo.example"},
-			[]byte("Subject: dots\n\n.a line with a leading dot\n..two dots\n.\nend\n"), false},
-		{fmt.Sprintf("a large message (%s)", progress.Size(int64(size))), "alice@demo.example", []string{"bob@demo.example"},
-			largeMessage(size), true},
-	}
-	var want [][]byte
-	for i, m := range messages {
-		fmt.Fprintf(out, "\n== message %d: %s\n", i+1, m.title)
-		if m.large {
-			bar = progress.New(out, "  sending", int64(len(m.body)))
-		}
-		err := send(ctx, out, c, m.from, m.to, m.body, quiet || m.large, trace)
-		if bar != nil {
-			bar.Done()
-			bar = nil
-		}
-		if err != nil {
-			return err
-		}
-		want = append(want, canonical(m.body))
-	}
-
-	fmt.Fprintln(out, "\n== QUIT")
-	if err := c.QuitContext(ctx); err != nil {
-		return err
-	}
-
+// check compares the server's copies with what was sent.
+func check(out io.Writer, srv *smtptest.Server, want [][]byte) error {
 	got := srv.Messages()
-	fmt.Fprintf(out, "\n== summary: the server received %d messages\n", len(got))
+	fmt.Fprintf(out, "\n== summary: the server received %d messages, %d expected\n", len(got), len(want))
 	if len(got) != len(want) {
 		return fmt.Errorf("server has %d messages, want %d", len(got), len(want))
 	}
 	for i, m := range got {
 		same := bytes.Equal(m.Data, want[i])
-		fmt.Fprintf(out, "  %d. from %s to %s: %s via %s, queue id %s, TLS %v, user %q, byte-identical: %v\n",
-			i+1, m.From, strings.Join(m.To, ","), progress.Size(int64(len(m.Data))), m.Via, m.QueueID, m.TLS, m.AuthUser, same)
+		resumed := ""
+		if len(m.ResumedAt) > 0 {
+			resumed = fmt.Sprintf(", resumed at octet %d", m.ResumedAt[0])
+		}
+		fmt.Fprintf(out, "  %d. to %s: %s via %s, queue id %s%s, byte-identical: %v\n",
+			i+1, strings.Join(m.To, ","), progress.Size(int64(len(m.Data))), m.Via, m.QueueID, resumed, same)
 		if !same {
 			return errors.New("the server's copy differs from the message sent")
 		}
 	}
-	fmt.Fprintf(out, "  round trips the server saw (flushes of its replies): %d\n", srv.Flushes(0))
 	return nil
-}
-
-// send runs one lockstep transaction. The large message's transcript lines
-// are muted so that the progress bar stays readable.
-func send(ctx context.Context, out io.Writer, c *smtp.Client, from string, to []string, body []byte, mute bool, trace *smtp.ClientTrace) error {
-	if err := c.MailContext(ctx, from); err != nil {
-		return err
-	}
-	for _, rcpt := range to {
-		if err := c.RcptContext(ctx, rcpt); err != nil {
-			return err
-		}
-	}
-	w, err := c.DataContext(ctx)
-	if err != nil {
-		return err
-	}
-	if mute {
-		cs, rr := trace.CommandSent, trace.ReplyRead
-		trace.CommandSent, trace.ReplyRead = nil, nil
-		defer func() { trace.CommandSent, trace.ReplyRead = cs, rr }()
-	} else {
-		fmt.Fprintf(out, "  C: <%d octets of message data>\n", len(body))
-	}
-	if _, err := io.Copy(w, bytes.NewReader(body)); err != nil {
-		return err
-	}
-	return w.Close()
 }
 
 // largeMessage returns size octets of a plain-text message with 76-column
@@ -207,8 +228,8 @@ func largeMessage(size int) []byte {
 	return b.Bytes()
 }
 
-// canonical returns what the server should store for body: CRLF line ends,
-// and a final CRLF.
+// canonical returns what the server stores for body: CRLF line ends, and a
+// final CRLF.
 func canonical(body []byte) []byte {
 	s := strings.ReplaceAll(string(body), "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\n", "\r\n")

@@ -1,0 +1,231 @@
+package smtp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/resmtp/smtp/internal/smtptest"
+)
+
+var (
+	extCheckpoint      = []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHECKPOINT", "SIZE 100000000"}
+	extCheckpointChunk = append([]string{"CHUNKING"}, extCheckpoint...)
+)
+
+// bigText returns about n octets of text with CRLF lines, some starting
+// with a dot.
+func bigText(n int) []byte {
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		if i%7 == 0 {
+			b.WriteString(".")
+		}
+		fmt.Fprintf(&b, "line %06d of the message, with some words to make it longer\r\n", i)
+	}
+	return b.Bytes()
+}
+
+// onlyReader hides every method but Read, so the message cannot seek.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+func testCourier(d *Dialer) *Courier {
+	if d == nil {
+		d = &Dialer{}
+	}
+	d.LocalName, d.TLSPolicy = "client.example", TLSDisabled
+	return &Courier{Dialer: d, RetryDelay: time.Millisecond, Attempts: 4}
+}
+
+// RFC 1845 §3: cut during the data, the client reconnects, reissues MAIL
+// with the same TRANSID, and on "355 offset" sends only the rest; the server
+// ends up with exactly one byte-identical copy.
+func TestCourier_ResumesAfterACut(t *testing.T) {
+	msg := bigText(300 << 10)
+	tests := []struct {
+		name     string
+		ext      []string
+		seekable bool
+		faults   smtptest.Faults
+		resumed  bool
+	}{
+		{"DATA cut mid-data, seekable", extCheckpoint, true, smtptest.Faults{CloseAfterDataOctets: 200 << 10}, true},
+		{"DATA cut mid-data, spooled", extCheckpoint, false, smtptest.Faults{CloseAfterDataOctets: 123457}, true},
+		{"BDAT cut mid-data", extCheckpointChunk, true, smtptest.Faults{CloseAfterDataOctets: 150001}, true},
+		{"final reply lost (DATA)", extCheckpoint, true, smtptest.Faults{CloseBeforeReply: "."}, true},
+		{"final reply lost (BDAT)", extCheckpointChunk, false, smtptest.Faults{CloseBeforeReply: "."}, true},
+		{"cut before the data", extCheckpoint, true, smtptest.Faults{CloseAfterCommand: "DATA"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, smtptest.Config{Extensions: tt.ext, ConnFaults: map[int]smtptest.Faults{1: tt.faults}})
+			var resumedAt []int64
+			k := testCourier(&Dialer{ChunkSize: 64 << 10, Trace: &ClientTrace{Resumed: func(off int64) { resumedAt = append(resumedAt, off) }}})
+			var body io.Reader = bytes.NewReader(msg)
+			if !tt.seekable {
+				body = onlyReader{body}
+			}
+			res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com", "c@example.com")}, body)
+			require.NoError(t, err)
+			msgs := srv.Messages()
+			require.Equal(t, 1, len(msgs), "exactly one copy")
+			assert.True(t, bytes.Equal(msg, msgs[0].Data), "byte-identical")
+			assert.Equal(t, 1, res.Restarts)
+			assert.Equal(t, 2, res.Accepted())
+			require.NotNil(t, res.Reply)
+			if tt.resumed {
+				require.Len(t, resumedAt, 1)
+				if tt.faults.CloseBeforeReply == "" { // else the server had completed it
+					assert.Equal(t, msgs[0].ResumedAt, resumedAt)
+				}
+				assert.Less(t, res.Transmitted, int64(len(msg))+resumedAt[0]+int64(2*resumeEvery), "resumed, not resent")
+			} else {
+				assert.Empty(t, resumedAt)
+			}
+			assert.NotEmpty(t, msgs[0].TransID)
+		})
+	}
+}
+
+// Without CHECKPOINT a broken transaction goes again in full, and success
+// is reported only with the server's 250.
+func TestCourier_WithoutCheckpointResendsInFull(t *testing.T) {
+	msg := bigText(100 << 10)
+	srv := newTestServer(t, smtptest.Config{Extensions: []string{"PIPELINING"}, ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 50000}}})
+	k := testCourier(nil)
+	res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+	require.NoError(t, err)
+	require.Equal(t, 1, len(srv.Messages()))
+	assert.True(t, bytes.Equal(msg, srv.Messages()[0].Data))
+	assert.Empty(t, srv.Messages()[0].TransID)
+	assert.Greater(t, res.Transmitted, int64(len(msg)), "sent again in full")
+
+	// Every attempt cut: the error says so, and no success is claimed.
+	srv2 := newTestServer(t, smtptest.Config{Extensions: []string{"PIPELINING"}, Faults: smtptest.Faults{CloseBeforeReply: "."}})
+	_, err = k.Send(context.Background(), []string{srv2.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+	require.Error(t, err)
+}
+
+// An offset the message cannot have is a server fault: RSET and the whole
+// message under a new TRANSID, never a corrupt copy (RFC 1845 §3).
+func TestCourier_RefusesABadOffset(t *testing.T) {
+	msg := bigText(64 << 10)
+	for _, bad := range []string{"355 99999999 is the offset", "355 7 mid-line", "355 x"} {
+		t.Run(bad, func(t *testing.T) {
+			once := false
+			srv := newTestServer(t, smtptest.Config{Extensions: extCheckpoint,
+				ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 30000}},
+				Handler: func(cmd smtptest.Command) (string, bool) {
+					if cmd.Conn == 2 && cmd.Verb == "MAIL" && !once {
+						once = true
+						return bad, true
+					}
+					return "", false
+				}})
+			var refused []string
+			k := testCourier(&Dialer{Trace: &ClientTrace{ResumeRefused: func(_ int64, why string) { refused = append(refused, why) }}})
+			_, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+			require.NoError(t, err)
+			require.Len(t, refused, 1)
+			msgs := srv.Messages()
+			require.Equal(t, 1, len(msgs))
+			assert.True(t, bytes.Equal(msg, msgs[0].Data))
+		})
+	}
+}
+
+// RFC 1845 §3: try the address that holds the transaction first; if
+// another server answers, it has no state and gets the whole message.
+func TestCourier_ReconnectsToTheOriginalFirst(t *testing.T) {
+	msg := bigText(64 << 10)
+	store := smtptest.NewCheckpointStore()
+	a := newTestServer(t, smtptest.Config{Extensions: extCheckpoint, Checkpoints: store, ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 30000}}})
+	b := newTestServer(t, smtptest.Config{Extensions: extCheckpoint})
+	var conns []string
+	k := testCourier(&Dialer{Trace: &ClientTrace{Connected: func(addr string, _ int) { conns = append(conns, addr) }}})
+	_, err := k.Send(context.Background(), []string{a.Addr, b.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+	require.NoError(t, err)
+	assert.Equal(t, []string{a.Addr, a.Addr}, conns)
+	require.Equal(t, 1, len(a.Messages()))
+	assert.Empty(t, b.Messages())
+
+	// The original is gone: the next address gets it in full.
+	c := newTestServer(t, smtptest.Config{Extensions: extCheckpoint, ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 30000}, 2: {CloseAfterCommand: "GREETING"}}})
+	d := newTestServer(t, smtptest.Config{Extensions: extCheckpoint})
+	conns = nil
+	res, err := k.Send(context.Background(), []string{c.Addr, d.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+	require.NoError(t, err)
+	require.Equal(t, 1, len(d.Messages()))
+	assert.True(t, bytes.Equal(msg, d.Messages()[0].Data))
+	assert.Empty(t, c.Messages())
+	assert.Equal(t, 2, res.Restarts)
+}
+
+// A program that crashed mid-transfer resumes from the checkpoint it left
+// in the Store, with the same EHLO name and TRANSID (RFC 1845 §2).
+func TestCourier_ResumeFromStore(t *testing.T) {
+	msg := bigText(200 << 10)
+	srvStore := smtptest.NewCheckpointStore()
+	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpoint, Checkpoints: srvStore, ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 100000}}})
+	store, err := NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	k := testCourier(nil)
+	k.Store, k.Attempts = store, 1 // "crash" after the first cut
+	_, err = k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+	require.Error(t, err)
+	cps, err := store.List(context.Background())
+	require.NoError(t, err)
+	require.Len(t, cps, 1)
+	assert.Equal(t, "client.example", cps[0].LocalName)
+	assert.Equal(t, srv.Addr, cps[0].Server)
+
+	k2 := testCourier(&Dialer{LocalName: "other-name.example"})
+	k2.Store = store
+	res, err := k2.Resume(context.Background(), cps[0], bytes.NewReader(msg))
+	require.NoError(t, err)
+	require.Equal(t, 1, len(srv.Messages()))
+	assert.True(t, bytes.Equal(msg, srv.Messages()[0].Data))
+	assert.Equal(t, "client.example", srv.Messages()[0].Helo, "the EHLO name kept with the TRANSID")
+	assert.NotEmpty(t, srv.Messages()[0].ResumedAt)
+	assert.Less(t, res.Transmitted, int64(len(msg)))
+	cps, err = store.List(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, cps, "the record goes once the transaction is complete")
+}
+
+// A bulk Batch with TRANSIDs never sends the next MAIL before the final
+// reply (RFC 1845 §3): two round trips per message.
+func TestBatch_TransIDHoldsTheNextMAIL(t *testing.T) {
+	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpoint})
+	c := dialTest(t, srv, nil)
+	b, err := c.NewBatch(context.Background())
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		id, err := NewTransID("client.example")
+		require.NoError(t, err)
+		require.NoError(t, b.Send(&Envelope{From: "a@example.org", To: Recipients("b@example.com"), TransID: id}, strings.NewReader(testMessage(i)), nil))
+	}
+	require.NoError(t, b.Quit())
+	assert.Equal(t, 2+5*2+1, srv.Flushes(1))
+	var last string
+	for _, l := range srv.Transcript(1) {
+		if strings.HasPrefix(l, "C: ") {
+			if strings.HasPrefix(l, "C: MAIL") || l == "C: QUIT" {
+				assert.NotContains(t, last, "<data", "MAIL or QUIT right after the data, before its reply")
+			}
+			last = l
+		} else if strings.HasPrefix(l, "S: ") {
+			last = l
+		}
+	}
+	assert.Equal(t, 5, len(srv.Messages()))
+}

@@ -1,0 +1,498 @@
+package smtp
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Checkpoint is what a client must remember to restart an interrupted
+// transaction (RFC 1845 §3): the TRANSID and the EHLO name it was used
+// with, the server that holds the transaction's state, the envelope to send
+// again, and how far the message data had gone.
+type Checkpoint struct {
+	// TransID is the TRANSID, with its angle brackets.
+	TransID string
+	// LocalName is the EHLO name the TRANSID was used with; RFC 1845 §2
+	// makes the pair the transaction's identity, so a restart must greet
+	// with the same name.
+	LocalName string
+	// Server is the "ip:port" of the server that holds the state, to be
+	// tried first on restart (RFC 1845 §3).
+	Server string
+	// Envelope is the transaction's envelope, sent again on restart.
+	Envelope Envelope
+	// Size is the canonical size of the message in octets if known, else
+	// -1.
+	Size int64
+	// Sent is the number of canonical octets handed to the connection so
+	// far.
+	Sent int64
+	// Points map canonical offsets at line starts to offsets in the
+	// message source, in increasing order, so that the data can be resumed
+	// at the offset a server's 355 reply names.
+	Points []ResumePoint
+	// Updated is when the record was last changed. The stores keep it as
+	// given; the caller sets it.
+	Updated time.Time
+}
+
+// A ResumePoint pairs an offset in the canonical message data (CRLF line
+// endings, no dot-stuffing), at the start of a line, with the offset of the
+// same octet in the message source.
+type ResumePoint struct {
+	Canonical, Source int64
+}
+
+// A CheckpointStore keeps Checkpoints, keyed by their case-sensitive
+// TRANSID, for as long as the transaction may need to be restarted. The
+// client deletes a record once the transaction is complete from its side,
+// which RFC 1845 §3 says is when it sends QUIT, RSET or a new MAIL.
+//
+// Implementations must be safe for concurrent use, must not keep the
+// *Checkpoint given to Save and must return a fresh copy from Load and List.
+type CheckpointStore interface {
+	// Save creates or replaces the record for cp.TransID. It returns an
+	// error, and stores nothing, if cp is nil or cp.TransID is not a
+	// valid TRANSID.
+	Save(ctx context.Context, cp *Checkpoint) error
+	// Load returns the record for transID, or an error that matches
+	// ErrNoCheckpoint if there is none.
+	Load(ctx context.Context, transID string) (*Checkpoint, error)
+	// Delete removes the record for transID. It returns nil if there is
+	// none.
+	Delete(ctx context.Context, transID string) error
+	// List returns every record, oldest Updated first.
+	List(ctx context.Context) ([]*Checkpoint, error)
+}
+
+// ErrNoCheckpoint is matched by the error a CheckpointStore's Load returns
+// for a TRANSID it holds no record for.
+var ErrNoCheckpoint = errors.New("smtp: no checkpoint for this TRANSID")
+
+var (
+	_ CheckpointStore = (*MemoryStore)(nil)
+	_ CheckpointStore = (*FileStore)(nil)
+)
+
+// checkCheckpoint returns an error if cp cannot be saved.
+func checkCheckpoint(cp *Checkpoint) error {
+	if cp == nil {
+		return errors.New("smtp: nil checkpoint")
+	}
+	if err := ValidateTransID(cp.TransID); err != nil {
+		return fmt.Errorf("smtp: cannot save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// cloneCheckpoint returns a deep copy of cp.
+func cloneCheckpoint(cp *Checkpoint) *Checkpoint {
+	c := *cp
+	c.Envelope.To = slices.Clone(cp.Envelope.To)
+	for i := range c.Envelope.To {
+		c.Envelope.To[i].Notify = slices.Clone(c.Envelope.To[i].Notify)
+	}
+	c.Points = slices.Clone(cp.Points)
+	return &c
+}
+
+// sortCheckpoints orders cps by Updated, then by TransID.
+func sortCheckpoints(cps []*Checkpoint) {
+	slices.SortFunc(cps, func(a, b *Checkpoint) int {
+		if c := a.Updated.Compare(b.Updated); c != 0 {
+			return c
+		}
+		return strings.Compare(a.TransID, b.TransID)
+	})
+}
+
+// A MemoryStore is a CheckpointStore in memory: its records last as long as
+// the process. It is safe for concurrent use and hands out copies, never
+// its own records.
+type MemoryStore struct {
+	mu sync.Mutex
+	m  map[string]*Checkpoint
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{m: make(map[string]*Checkpoint)}
+}
+
+// Save stores a copy of cp, replacing any record with the same TransID. It
+// returns ctx's error if ctx is done, and an error if cp is nil or its
+// TransID is not a valid TRANSID.
+func (s *MemoryStore) Save(ctx context.Context, cp *Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkCheckpoint(cp); err != nil {
+		return err
+	}
+	c := cloneCheckpoint(cp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[c.TransID] = c
+	return nil
+}
+
+// Load returns a copy of the record for transID, or an error that matches
+// ErrNoCheckpoint if there is none, or ctx's error if ctx is done.
+func (s *MemoryStore) Load(ctx context.Context, transID string) (*Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp, ok := s.m[transID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint, transID)
+	}
+	return cloneCheckpoint(cp), nil
+}
+
+// Delete removes the record for transID, if there is one. Its only error is
+// ctx's, if ctx is done.
+func (s *MemoryStore) Delete(ctx context.Context, transID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, transID)
+	return nil
+}
+
+// List returns copies of all records, oldest Updated first (ties in
+// TransID order). Its only error is ctx's, if ctx is done.
+func (s *MemoryStore) List(ctx context.Context) ([]*Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	cps := make([]*Checkpoint, 0, len(s.m))
+	for _, cp := range s.m {
+		cps = append(cps, cloneCheckpoint(cp))
+	}
+	s.mu.Unlock()
+	sortCheckpoints(cps)
+	return cps, nil
+}
+
+const (
+	// checkpointFilePrefix and checkpointFileSuffix frame the hex-encoded
+	// TRANSID in a record's file name.
+	checkpointFilePrefix = "cp-"
+	checkpointFileSuffix = ".json"
+	// checkpointTempPrefix starts the name of the temporary file of a
+	// Save, which os.CreateTemp completes with checkpointTempPattern.
+	checkpointTempPrefix  = ".tmp-cp-"
+	checkpointTempPattern = checkpointTempPrefix + "*"
+	// staleTempAge is how old a temporary file must be before NewFileStore
+	// takes it for the remains of a crashed Save and removes it; a younger
+	// one may belong to a Save in progress.
+	staleTempAge = time.Minute
+	// checkpointFileVersion is the version of the file format.
+	checkpointFileVersion = 1
+)
+
+// checkpointFile is the content of a record's file. The resume points are
+// pairs [canonical, source], which keeps a long list compact.
+type checkpointFile struct {
+	Version   int        `json:"version"`
+	TransID   string     `json:"transid"`
+	LocalName string     `json:"local_name"`
+	Server    string     `json:"server"`
+	Envelope  Envelope   `json:"envelope"`
+	Size      int64      `json:"size"`
+	Sent      int64      `json:"sent"`
+	Points    [][2]int64 `json:"points"`
+	Updated   time.Time  `json:"updated"`
+}
+
+func toCheckpointFile(cp *Checkpoint) *checkpointFile {
+	f := &checkpointFile{
+		Version:   checkpointFileVersion,
+		TransID:   cp.TransID,
+		LocalName: cp.LocalName,
+		Server:    cp.Server,
+		Envelope:  cp.Envelope,
+		Size:      cp.Size,
+		Sent:      cp.Sent,
+		Updated:   cp.Updated,
+	}
+	if cp.Points != nil {
+		f.Points = make([][2]int64, len(cp.Points))
+		for i, p := range cp.Points {
+			f.Points[i] = [2]int64{p.Canonical, p.Source}
+		}
+	}
+	return f
+}
+
+func (f *checkpointFile) checkpoint() *Checkpoint {
+	cp := &Checkpoint{
+		TransID:   f.TransID,
+		LocalName: f.LocalName,
+		Server:    f.Server,
+		Envelope:  f.Envelope,
+		Size:      f.Size,
+		Sent:      f.Sent,
+		Updated:   f.Updated,
+	}
+	if f.Points != nil {
+		cp.Points = make([]ResumePoint, len(f.Points))
+		for i, p := range f.Points {
+			cp.Points[i] = ResumePoint{Canonical: p[0], Source: p[1]}
+		}
+	}
+	return cp
+}
+
+// A FileStore is a CheckpointStore that keeps each record in its own JSON
+// file in a directory, so that records outlive the process: a client that
+// crashes finds them again with a new FileStore on the same directory.
+//
+// A record's file is named "cp-" and the TRANSID in lower-case hex, then
+// ".json", since a TRANSID may hold characters that are unsafe in file
+// names, and two TRANSIDs that differ only in case must not share a file on
+// a case-insensitive file system. Save writes a temporary file, syncs it,
+// renames it over the record's file and syncs the directory, so a crash
+// leaves either the old record or the new one, never a mix. Files are
+// created with mode 0600, since envelopes hold addresses.
+//
+// A FileStore is safe for concurrent use within a process. Files in the
+// directory that are not records are ignored.
+type FileStore struct {
+	dir string
+}
+
+// NewFileStore returns a FileStore that keeps its records in dir, creating
+// dir (mode 0700) if it does not exist. It removes temporary files left
+// there by Saves that crashed more than a minute ago. It returns an error if
+// dir cannot be created or read.
+func NewFileStore(dir string) (*FileStore, error) {
+	if dir == "" {
+		return nil, errors.New("smtp: empty checkpoint directory name")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("smtp: checkpoint directory: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("smtp: checkpoint directory: %w", err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), checkpointTempPrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTempAge {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return &FileStore{dir: dir}, nil
+}
+
+// path returns the name of the file for transID.
+func (s *FileStore) path(transID string) string {
+	return filepath.Join(s.dir, checkpointFilePrefix+hex.EncodeToString([]byte(transID))+checkpointFileSuffix)
+}
+
+// transIDFromName returns the TRANSID a record's file name stands for, and
+// false if name is not one.
+func transIDFromName(name string) (string, bool) {
+	h, ok := strings.CutPrefix(name, checkpointFilePrefix)
+	if !ok {
+		return "", false
+	}
+	h, ok = strings.CutSuffix(h, checkpointFileSuffix)
+	if !ok || h != strings.ToLower(h) {
+		return "", false
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || ValidateTransID(string(b)) != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// Save writes cp to its file, replacing any record with the same TransID,
+// atomically and durably: when Save returns nil the record survives a
+// crash. It returns ctx's error if ctx is done, an error if cp is nil or
+// its TransID is not a valid TRANSID, and any error from the file system,
+// in which case the previous record, if any, is left as it was.
+func (s *FileStore) Save(ctx context.Context, cp *Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkCheckpoint(cp); err != nil {
+		return err
+	}
+	data, err := json.Marshal(toCheckpointFile(cp))
+	if err != nil {
+		return fmt.Errorf("smtp: encoding checkpoint %s: %w", cp.TransID, err)
+	}
+	data = append(data, '\n')
+	target := s.path(cp.TransID)
+	if err := writeFileAtomic(s.dir, target, data); err != nil {
+		return fmt.Errorf("smtp: saving checkpoint %s: %w", cp.TransID, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file in dir, syncs it, renames
+// it to target and syncs dir.
+func writeFileAtomic(dir, target string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, checkpointTempPattern)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, target); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes the creation, renaming and removal of files in dir durable.
+// Windows cannot sync a directory, and does not need to.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Load reads the record for transID. It returns an error that matches
+// ErrNoCheckpoint if there is none, ctx's error if ctx is done, and an
+// error naming the file if the file cannot be read or does not hold a
+// record for transID.
+func (s *FileStore) Load(ctx context.Context, transID string) (*Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ValidateTransID(transID) != nil {
+		// Save never stores one, and it may not make a file name.
+		return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint, transID)
+	}
+	cp, err := readCheckpointFile(s.path(transID), transID)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint, transID)
+	}
+	return cp, err
+}
+
+// readCheckpointFile reads and checks the record in the file at path, which
+// should be for transID.
+func readCheckpointFile(path, transID string) (*Checkpoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("smtp: reading checkpoint: %w", err)
+	}
+	var rec checkpointFile
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("smtp: corrupt checkpoint file %s: %w", path, err)
+	}
+	switch {
+	case rec.Version != checkpointFileVersion:
+		return nil, fmt.Errorf("smtp: checkpoint file %s: unsupported version %d", path, rec.Version)
+	case rec.TransID != transID:
+		return nil, fmt.Errorf("smtp: corrupt checkpoint file %s: holds TRANSID %q, not %q", path, rec.TransID, transID)
+	}
+	return rec.checkpoint(), nil
+}
+
+// Delete removes the record for transID, if there is one, durably. It
+// returns ctx's error if ctx is done, and any error from the file system
+// other than the file's absence.
+func (s *FileStore) Delete(ctx context.Context, transID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ValidateTransID(transID) != nil {
+		return nil
+	}
+	err := os.Remove(s.path(transID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("smtp: deleting checkpoint %s: %w", transID, err)
+	}
+	return nil
+}
+
+// List returns all records, oldest Updated first (ties in TransID order).
+// Files that are not records, such as the temporary file of a Save in
+// progress or one a crash left behind, are skipped. If some record files
+// cannot be read or are corrupt, List still returns the records it could
+// read, together with an error that names each bad file. It returns ctx's
+// error if ctx is done and an error if the directory cannot be read.
+func (s *FileStore) List(ctx context.Context) ([]*Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("smtp: listing checkpoints: %w", err)
+	}
+	var cps []*Checkpoint
+	var errs []error
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		id, ok := transIDFromName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		path := filepath.Join(s.dir, e.Name())
+		cp, err := readCheckpointFile(path, id)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted since ReadDir
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cps = append(cps, cp)
+	}
+	sortCheckpoints(cps)
+	return cps, errors.Join(errs...)
+}
