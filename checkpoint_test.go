@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +229,36 @@ func TestBatch_TransIDHoldsTheNextMAIL(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 5, len(srv.Messages()))
+}
+
+// Deliver resolves the domain (RFC 5321 §5.1), resolves it again before
+// reconnecting, and resumes there; a null MX (RFC 7505) is refused before
+// any connection.
+func TestCourier_DeliverResolvesTheDomain(t *testing.T) {
+	msg := bigText(100 << 10)
+	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpoint, ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 60000}}})
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	dns := &resFakeDNS{
+		mx: map[string]resMX{"bücher.example.": {records: resMXs("mx.xn--bcher-kva.example.", 10)}, "nomail.example.": {records: resMXs(".", 0)}},
+		ip: map[string]resIP{"mx.xn--bcher-kva.example.": {addrs: resIPs("127.0.0.1")}},
+	}
+	dns.mx["xn--bcher-kva.example."] = dns.mx["bücher.example."]
+	k := testCourier(nil)
+	k.Resolver = &Resolver{DNS: dns, Port: port}
+	res, err := k.Deliver(context.Background(), "bücher.example", &Envelope{From: "a@example.org", To: Recipients("b@xn--bcher-kva.example")}, bytes.NewReader(msg))
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Restarts)
+	require.Equal(t, 1, len(srv.Messages()))
+	assert.True(t, bytes.Equal(msg, srv.Messages()[0].Data))
+	mxQueries := 0
+	for _, q := range dns.asked {
+		if strings.HasPrefix(q, "MX ") {
+			mxQueries++
+		}
+	}
+	assert.Equal(t, 2, mxQueries, "resolved again before reconnecting")
+
+	_, err = k.Deliver(context.Background(), "nomail.example", &Envelope{From: "a@example.org", To: Recipients("b@nomail.example")}, bytes.NewReader(msg))
+	require.ErrorIs(t, err, ErrNullMX)
+	assert.Equal(t, 2, srv.Conns(), "no connection for a null MX")
 }

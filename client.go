@@ -538,6 +538,9 @@ func (c *Client) ResetContext(ctx context.Context) error {
 		return err
 	}
 	_, err := c.simple(ctx, command{verb: "RSET", expect: 250}, "RSET")
+	if err == nil {
+		c.needRset = false
+	}
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"strings"
 	"time"
 
@@ -203,4 +204,42 @@ func ExampleClient_Send() {
 	default:
 		log.Printf("queued: %s", res.Reply.Text())
 	}
+}
+
+// Share connections among goroutines: each Send takes an idle connection
+// to the server, or dials one, up to MaxConns.
+func ExamplePool() {
+	pool := &smtp.Pool{
+		Dialer:   &smtp.Dialer{LocalName: "app1.example.org", TLSPolicy: smtp.TLSRequired},
+		Auth:     smtp.SASLAuth(sasl.NewPlainClient("", "user", "password")),
+		MaxConns: 8,
+	}
+	defer pool.Close()
+	env := &smtp.Envelope{From: "app@example.org", To: smtp.Recipients("user@example.net")}
+	res, err := pool.Send(context.Background(), "smtp.example.org:587", env, strings.NewReader("Subject: hi\r\n\r\nhi\r\n"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Print(res.Reply.Text())
+}
+
+// Push a large message through a link that breaks: with CHECKPOINT (RFC
+// 1845) a broken transfer resumes where the server's copy ends.
+func ExampleCourier() {
+	f, err := os.Open("large.eml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	k := &smtp.Courier{
+		Dialer:     &smtp.Dialer{LocalName: "app1.example.org"},
+		RetryDelay: time.Minute, // the default is RFC 1123's 30 minutes
+		Attempts:   10,
+	}
+	env := &smtp.Envelope{From: "app@example.org", To: smtp.Recipients("archive@example.net")}
+	res, err := k.Deliver(context.Background(), "example.net", env, f) // MX lookup, then send
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("sent %d octets for %d, %d restarts: %s", res.Transmitted, res.Octets, res.Restarts, res.Reply.Text())
 }

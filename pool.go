@@ -289,11 +289,7 @@ func (p *Pool) dial(ctx context.Context, h *poolHost) (*poolConn, error) {
 func (p *Pool) check(ctx context.Context, pc *poolConn) error {
 	ctx, cancel := context.WithTimeout(ctx, poolCheckTimeout)
 	defer cancel()
-	if err := pc.c.ResetContext(ctx); err != nil {
-		return err
-	}
-	pc.c.needRset = false
-	return nil
+	return pc.c.ResetContext(ctx)
 }
 
 // put gives a connection back after a Send: to a waiting Send, to the idle
