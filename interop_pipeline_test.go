@@ -157,3 +157,42 @@ func TestInteropSinkBatch(t *testing.T) {
 		t.Fatalf("%d messages failed", failed)
 	}
 }
+
+// The Pool against Postfix: concurrent senders share a few connections and
+// every message arrives once, byte-identical.
+func TestInteropPool(t *testing.T) {
+	addr := interop.Postfix(t)
+	pool := &smtp.Pool{Dialer: &smtp.Dialer{LocalName: "client.resmtp.test", TLSPolicy: smtp.TLSDisabled}, MaxConns: 3}
+	defer pool.Close()
+	const senders, each = 4, 5
+	type sent struct {
+		marker string
+		msg    []byte
+	}
+	results := make(chan error, senders*each)
+	msgs := make(chan sent, senders*each)
+	for s := 0; s < senders; s++ {
+		go func(s int) {
+			for i := 0; i < each; i++ {
+				marker := fmt.Sprintf("%s-%d-%d", interop.Marker(t), s, i)
+				msg := interopMessage(marker, "sender@example.com", []string{"alice@example.com"}, "pooled", dotLines...)
+				ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+				_, err := pool.Send(ctx, addr, &smtp.Envelope{From: "sender@example.com", To: smtp.Recipients("alice@example.com")}, bytes.NewReader(msg))
+				cancel()
+				if err == nil {
+					msgs <- sent{marker, msg}
+				}
+				results <- err
+			}
+		}(s)
+	}
+	for i := 0; i < senders*each; i++ {
+		if err := <-results; err != nil {
+			t.Errorf("Send: %v", err)
+		}
+	}
+	close(msgs)
+	for m := range msgs {
+		checkDelivered(t, []string{"alice@example.com"}, m.marker, m.msg)
+	}
+}
