@@ -377,7 +377,7 @@ func (c *Client) writeData(m *message, skip int64) (int64, error) {
 	}
 	c.dot.Reset(c.bw)
 	c.writeTimeout = c.timeouts.DataBlock
-	err := c.feed(m, c.dot, nil, skip, nil)
+	err := c.feed(m, c.dot, nil, skip, feedBufSize, nil)
 	c.writeTimeout = 0
 	if err != nil {
 		var se *sourceError
@@ -398,6 +398,20 @@ func (b *Batch) sendChunked(t *txn, l *envelopeLines, m *message) error {
 	ok, err := b.envelope(t, l, b.pipe && b.sent > 0 && !t.hold)
 	if !ok || err != nil {
 		return err
+	}
+	if t.hold && b.pipe && len(t.rcpts) > 0 {
+		// A checkpointed transaction collects the RCPT replies first (RFC
+		// 3030 §2 describes it so), so that a restart knows which
+		// recipients the server holds.
+		if err := c.await(t.rcpts[len(t.rcpts)-1]); err != nil {
+			return err
+		}
+		if t.mail.Err != nil || t.accepted() == 0 {
+			c.needRset = t.mail.Err == nil
+			t.end = t.rcpts[len(t.rcpts)-1]
+			b.finish(t)
+			return nil
+		}
 	}
 	if err := b.writeChunks(t, m, t.skipped); err != nil {
 		return err
@@ -498,7 +512,19 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 		out.b = out.b[:copy(out.b, out.b[sent:])]
 		return nil
 	}
-	err := c.feed(m, w, out, skip, func() error { return emit(false) })
+	// A piece that needs no conversion goes out as a chunk of its own,
+	// straight from the source: no copy (RFC 3030 §2 lets chunks be any
+	// size).
+	direct := func(piece []byte) error {
+		if len(out.b) > 0 {
+			if err := send(out.b, false); err != nil {
+				return err
+			}
+			out.b = out.b[:0]
+		}
+		return send(piece, false)
+	}
+	err := c.feed(m, w, direct, skip, c.chunkSize, func() error { return emit(false) })
 	if err == nil {
 		err = emit(true)
 	}

@@ -91,6 +91,13 @@ func (d *DotWriter) startAt(off int64) {
 	d.state = dotBOL
 }
 
+// advance records n canonical octets that went out without passing
+// through d: a piece of BDAT data already in canonical form, ending at a
+// line end, taken when d was at a line start with nothing to skip.
+func (d *DotWriter) advance(n int) {
+	d.count += int64(n)
+}
+
 // Reset discards any state of d, including a sticky error and a pending
 // Skip, and makes it write a new message to w, as if it had been returned by
 // NewDotWriter(w). It keeps d's internal buffer, so reusing a DotWriter does

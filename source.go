@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // resumeEvery is the distance in canonical octets between recorded resume
@@ -97,19 +98,12 @@ func (m *message) readerFrom(src int64) (io.Reader, error) {
 		return m.seeker, nil
 	case m.spool != nil:
 		return m.spool.readerFrom(src, m)
-	case src != 0 || m.consumed != 0:
+	case src != 0 || m.consumed < 0:
 		return nil, errors.New("smtp: the message cannot be read again")
 	default:
-		return countingReader{m}, nil
+		m.consumed = -1 // read once
+		return m.r, nil
 	}
-}
-
-type countingReader struct{ m *message }
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.m.r.Read(p)
-	c.m.consumed += int64(n)
-	return n, err
 }
 
 // A spool keeps a copy of a non-seekable source as it is read, so that a
@@ -251,11 +245,16 @@ func (o *octetAt) Write(p []byte) (int, error) {
 
 // feed reads m from the canonical offset skip on and writes it: through w
 // (the DotWriter for DATA, the canonical writer for BDAT), or, for binary
-// content, to raw. It hands the writer pieces that end at line ends where
-// it can, records resume points there, and calls chunk after each piece
-// (BDAT cuts chunks there) and progress with the canonical octets so far.
-// w must have been Reset; feed closes it.
-func (c *Client) feed(m *message, w *DotWriter, raw io.Writer, skip int64, chunk func() error) error {
+// content, to direct. It hands over pieces of at most size octets that end
+// at line ends where they can, records resume points at line ends about
+// every resumeEvery octets, and calls chunk after each piece (BDAT cuts
+// chunks there) and progress with the canonical octets so far.
+//
+// With BDAT (direct not nil), a piece that is already in canonical form goes
+// to direct as it is, without a copy; an in-memory message (a bytes.Reader,
+// strings.Reader or bytes.Buffer) is not copied into a buffer at all. max
+// size w must have been Reset; feed closes it.
+func (c *Client) feed(m *message, w *DotWriter, direct func([]byte) error, skip int64, size int, chunk func() error) error {
 	p := m.pointBefore(skip)
 	if m.binary {
 		p = ResumePoint{skip, skip} // canonical is the source itself
@@ -268,66 +267,196 @@ func (c *Client) feed(m *message, w *DotWriter, raw io.Writer, skip int64, chunk
 		w.startAt(p.Canonical)
 		w.Skip(skip)
 	}
-	if cap(c.feedBuf) < feedBufSize {
-		c.feedBuf = make([]byte, feedBufSize)
+	if cap(c.feedBuf) < size {
+		c.feedBuf = make([]byte, size)
 	}
-	buf := c.feedBuf[:feedBufSize]
-	src, carry := p.Source, 0
-	count := func() int64 {
-		if w == nil {
-			return src
-		}
-		return w.Count()
+	f := &feeder{c: c, m: m, w: w, direct: direct, chunk: chunk, src: p.Source, buf: c.feedBuf[:size]}
+	switch r.(type) {
+	case *bytes.Reader, *strings.Reader, *bytes.Buffer:
+		_, err = r.(io.WriterTo).WriteTo(f)
+	default:
+		err = f.readFrom(r)
 	}
+	if err == nil && f.carry > 0 {
+		err = f.piece(f.buf[:f.carry])
+	}
+	if err == nil && w != nil {
+		err = w.Close()
+	}
+	if err != nil {
+		return err
+	}
+	m.canonical = f.count()
+	return nil
+}
+
+// A feeder cuts a message into pieces for feed.
+type feeder struct {
+	c      *Client
+	m      *message
+	w      *DotWriter
+	direct func([]byte) error
+	chunk  func() error
+	src    int64  // source offset of the next octet
+	buf    []byte // holds a partial line between writes
+	carry  int    // octets held in buf
+}
+
+func (f *feeder) count() int64 {
+	if f.w == nil {
+		return f.src
+	}
+	return f.w.Count()
+}
+
+// readFrom reads r into the buffer and hands on the whole lines.
+func (f *feeder) readFrom(r io.Reader) error {
 	for {
-		n, rerr := io.ReadAtLeast(r, buf[carry:], 1)
-		end := carry + n
-		eof := rerr == io.EOF
-		if rerr != nil && !eof {
-			return &sourceError{err: rerr}
+		n, err := io.ReadAtLeast(r, f.buf[f.carry:], 1)
+		end := f.carry + n
+		if err != nil && err != io.EOF {
+			return &sourceError{err: err}
 		}
 		cut := end
-		if !eof && w != nil {
+		if f.w != nil && err == nil {
 			// Keep the piece to whole lines, unless a line fills the buffer.
-			if i := bytes.LastIndexByte(buf[:end], '\n'); i >= 0 {
+			if i := bytes.LastIndexByte(f.buf[:end], '\n'); i >= 0 {
 				cut = i + 1
-			} else if end < len(buf) {
-				carry = end
+			} else if end < len(f.buf) {
+				f.carry = end
 				continue
 			}
 		}
-		var werr error
-		if w != nil {
-			_, werr = w.Write(buf[:cut])
-		} else {
-			_, werr = raw.Write(buf[:cut])
-		}
-		if werr != nil {
-			return werr
-		}
-		src += int64(cut)
-		if w != nil && cut > 0 && buf[cut-1] == '\n' {
-			m.record(ResumePoint{Canonical: w.Count(), Source: src})
-		}
-		if chunk != nil {
-			if err := chunk(); err != nil {
-				return err
+		if cut > 0 {
+			if perr := f.piece(f.buf[:cut]); perr != nil {
+				return perr
 			}
 		}
-		m.written = count()
-		c.progress(m.written, m)
-		carry = copy(buf, buf[cut:end])
-		if eof {
-			break
+		f.carry = copy(f.buf, f.buf[cut:end])
+		if err == io.EOF {
+			return nil
 		}
 	}
-	if w != nil {
-		if err := w.Close(); err != nil {
+}
+
+// Write takes the source octets of an in-memory message (its WriteTo calls
+// it) and hands on the whole lines in them without copying.
+func (f *feeder) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if f.carry > 0 {
+			// Complete the partial line held from the last write.
+			take := len(p)
+			if i := bytes.IndexByte(p, '\n'); i >= 0 && f.w != nil {
+				take = i + 1
+			}
+			take = min(take, len(f.buf)-f.carry)
+			copy(f.buf[f.carry:], p[:take])
+			f.carry += take
+			p = p[take:]
+			if f.carry == len(f.buf) || f.w != nil && f.buf[f.carry-1] == '\n' {
+				if err := f.piece(f.buf[:f.carry]); err != nil {
+					return n - len(p), err
+				}
+				f.carry = 0
+			}
+			continue
+		}
+		lim := min(len(p), len(f.buf))
+		cut := lim
+		if f.w != nil {
+			cut = bytes.LastIndexByte(p[:lim], '\n') + 1
+			if cut == 0 && lim < len(f.buf) {
+				f.carry = copy(f.buf, p) // a partial line: wait for the rest
+				break
+			}
+			if cut == 0 {
+				cut = lim
+			}
+		}
+		if err := f.piece(p[:cut]); err != nil {
+			return n - len(p), err
+		}
+		p = p[cut:]
+	}
+	return n, nil
+}
+
+// piece writes one piece and records the progress it makes.
+func (f *feeder) piece(p []byte) error {
+	w := f.w
+	switch {
+	case w == nil:
+		if err := f.direct(p); err != nil {
+			return err
+		}
+		f.src += int64(len(p))
+	case f.direct != nil && w.skip == 0 && w.state == dotBOL && p[len(p)-1] == '\n' && isCanonical(p):
+		start := ResumePoint{Canonical: w.Count(), Source: f.src}
+		w.advance(len(p))
+		if err := f.direct(p); err != nil {
+			return err
+		}
+		f.src += int64(len(p))
+		// Canonical and source offsets move together here: resume points
+		// at the line starts after every resumeEvery octets.
+		for at := resumeEvery; at < len(p); at += resumeEvery {
+			i := bytes.IndexByte(p[at:], '\n')
+			if i < 0 {
+				break
+			}
+			at += i + 1
+			f.m.record(ResumePoint{Canonical: start.Canonical + int64(at), Source: start.Source + int64(at)})
+		}
+	default:
+		// Through the writer in parts of about resumeEvery octets that end
+		// at line ends, each a resume point.
+		for len(p) > 0 {
+			n := len(p)
+			if n > 2*resumeEvery {
+				if i := bytes.IndexByte(p[resumeEvery:], '\n'); i >= 0 {
+					n = resumeEvery + i + 1
+				}
+			}
+			if _, err := w.Write(p[:n]); err != nil {
+				return err
+			}
+			f.src += int64(n)
+			if p[n-1] == '\n' {
+				f.m.record(ResumePoint{Canonical: w.Count(), Source: f.src})
+			}
+			p = p[n:]
+		}
+	}
+	if f.chunk != nil {
+		if err := f.chunk(); err != nil {
 			return err
 		}
 	}
-	m.canonical = count()
+	f.m.written = f.count()
+	f.c.progress(f.m.written, f.m)
 	return nil
+}
+
+var lfBytes = []byte{'\n'}
+
+// isCanonical reports whether p needs no conversion: every LF follows a CR
+// and every CR precedes an LF. (With as many CRs as LFs, every LF having a
+// CR before it means every CR has an LF after it.)
+func isCanonical(p []byte) bool {
+	if bytes.Count(p, crBytes) != bytes.Count(p, lfBytes) {
+		return false
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return true
+		}
+		if i+j == 0 || p[i+j-1] != '\r' {
+			return false
+		}
+		i += j + 1
+	}
 }
 
 const feedBufSize = 64 << 10
