@@ -47,7 +47,7 @@ const (
 // hold), so with PIPELINING it takes two round trips instead of one. A
 // restart reads the message again from the last resume point before the
 // server's offset: a seekable message (an *os.File, a *bytes.Reader) is
-// sought, at most 32 KiB before the offset; any other is spooled as it is
+// sought, at most about 24 KiB before the offset; any other is spooled as it is
 // first read, in memory up to SpoolMemory octets and then in a temporary
 // file.
 //

@@ -88,7 +88,7 @@ func TestCourier_ResumesAfterACut(t *testing.T) {
 				if tt.faults.CloseBeforeReply == "" { // else the server had completed it
 					assert.Equal(t, msgs[0].ResumedAt, resumedAt)
 				}
-				assert.Less(t, res.Transmitted, int64(len(msg))+resumedAt[0]+int64(2*resumeEvery), "resumed, not resent")
+				assert.Less(t, res.Transmitted, 2*int64(len(msg)), "resumed, not resent (sweep_test.go checks the exact octets)")
 			} else {
 				assert.Empty(t, resumedAt)
 			}

@@ -9,9 +9,11 @@ import (
 	"strings"
 )
 
-// resumeEvery is the distance in canonical octets between recorded resume
-// points: a restart reads at most this much of the source in vain.
-const resumeEvery = 32 << 10
+// resumeEvery is about the distance in canonical octets between recorded
+// resume points (at least half of it): a restart reads at most about this
+// much of the source in vain, twice (to check the server's offset, then to
+// send).
+const resumeEvery = 24 << 10
 
 // message is the content of one transaction as the client reads it. For a
 // checkpointed transaction it can be read again from a resume point: by
@@ -77,7 +79,7 @@ func (m *message) record(p ResumePoint) {
 	if !m.resumable {
 		return
 	}
-	if n := len(m.points); n > 0 && p.Canonical-m.points[n-1].Canonical < resumeEvery {
+	if n := len(m.points); n > 0 && p.Canonical-m.points[n-1].Canonical < resumeEvery/2 {
 		return
 	}
 	if n := len(m.points); n > 0 && p.Canonical <= m.points[n-1].Canonical {
@@ -194,6 +196,9 @@ func (m *message) validOffset(off int64, lineStart bool) (bool, error) {
 	if m.canonical >= 0 && off > m.canonical {
 		return false, nil
 	}
+	if m.binary && m.size >= 0 {
+		return off <= m.size, nil // the source is the canonical form
+	}
 	p := m.pointBefore(off - 1) // the point must come before the octet at off-1
 	if m.binary {
 		p, lineStart = ResumePoint{}, false
@@ -210,9 +215,13 @@ func (m *message) validOffset(off int64, lineStart bool) (bool, error) {
 		cw.startAt(p.Canonical)
 		w = cw
 	}
+	// Read no further than needed: the source has at most as many octets
+	// as the canonical form up to the same point.
 	buf := make([]byte, 16<<10)
+	left := off - p.Canonical + 1
 	for !at.found {
-		n, err := r.Read(buf)
+		n, err := r.Read(buf[:max(min(int64(len(buf)), left), 1)])
+		left -= int64(n)
 		w.Write(buf[:n])
 		if err == io.EOF {
 			if cw != nil {
@@ -392,14 +401,10 @@ func (f *feeder) piece(p []byte) error {
 		}
 		f.src += int64(len(p))
 	case f.direct != nil && w.skip == 0 && w.state == dotBOL && p[len(p)-1] == '\n' && isCanonical(p):
-		start := ResumePoint{Canonical: w.Count(), Source: f.src}
-		w.advance(len(p))
-		if err := f.direct(p); err != nil {
-			return err
-		}
-		f.src += int64(len(p))
 		// Canonical and source offsets move together here: resume points
-		// at the line starts after every resumeEvery octets.
+		// at the line starts after every resumeEvery octets, recorded
+		// before the write, which may break off anywhere in the piece.
+		start := ResumePoint{Canonical: w.Count(), Source: f.src}
 		for at := resumeEvery; at < len(p); at += resumeEvery {
 			i := bytes.IndexByte(p[at:], '\n')
 			if i < 0 {
@@ -408,12 +413,17 @@ func (f *feeder) piece(p []byte) error {
 			at += i + 1
 			f.m.record(ResumePoint{Canonical: start.Canonical + int64(at), Source: start.Source + int64(at)})
 		}
+		w.advance(len(p))
+		if err := f.direct(p); err != nil {
+			return err
+		}
+		f.src += int64(len(p))
 	default:
 		// Through the writer in parts of about resumeEvery octets that end
 		// at line ends, each a resume point.
 		for len(p) > 0 {
 			n := len(p)
-			if n > 2*resumeEvery {
+			if n > resumeEvery {
 				if i := bytes.IndexByte(p[resumeEvery:], '\n'); i >= 0 {
 					n = resumeEvery + i + 1
 				}
