@@ -225,7 +225,7 @@ func (b *Batch) sendTxn(t *txn, l *envelopeLines, m *message) error {
 // queue writes one command of a transaction.
 func (b *Batch) queue(verb string, line string) (*Cmd, error) {
 	c := b.c
-	return c.queue(command{verb: verb, expect: expectFor(verb), timeout: c.commandTimeout(verb)}, "", "%s", line)
+	return c.queueLine(command{verb: verb, expect: expectFor(verb), timeout: c.commandTimeout(verb)}, line)
 }
 
 func expectFor(verb string) int {
@@ -471,7 +471,7 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 		if last {
 			line += " LAST"
 		}
-		x, err := c.queue(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, "", "%s", line)
+		x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)
 		if err != nil {
 			return err
 		}

@@ -46,12 +46,23 @@ func (x *Cmd) Done() bool { return x.done }
 // flush (or a full buffer). When traceLine is not "", the trace sees it
 // instead of the real line.
 func (c *Client) queue(cmd command, traceLine string, format string, args ...any) (*Cmd, error) {
+	line := format
+	if len(args) > 0 {
+		line = fmt.Sprintf(format, args...)
+	}
 	x := &Cmd{cmd: cmd}
-	return x, c.write(x, traceLine, format, args...)
+	return x, c.write(x, traceLine, line)
 }
 
-// write is queue for a Cmd the caller made.
-func (c *Client) write(x *Cmd, traceLine string, format string, args ...any) error {
+// queueLine is queue for a line that needs no formatting.
+func (c *Client) queueLine(cmd command, line string) (*Cmd, error) {
+	x := &Cmd{cmd: cmd}
+	return x, c.write(x, "", line)
+}
+
+// write writes line, then CRLF, for a Cmd the caller made, and appends it
+// to the FIFO.
+func (c *Client) write(x *Cmd, traceLine string, line string) error {
 	if c.err != nil {
 		return c.err
 	}
@@ -59,12 +70,7 @@ func (c *Client) write(x *Cmd, traceLine string, format string, args ...any) err
 		b, _ := c.rr.r.Peek(c.rr.r.Buffered())
 		return c.fail(protocolError("reply received when none was due", b, nil))
 	}
-	var err error
-	if len(args) == 0 {
-		_, err = c.bw.WriteString(format)
-	} else {
-		_, err = fmt.Fprintf(c.bw, format, args...)
-	}
+	_, err := c.bw.WriteString(line)
 	if err == nil {
 		_, err = c.bw.WriteString("\r\n")
 	}
@@ -74,10 +80,7 @@ func (c *Client) write(x *Cmd, traceLine string, format string, args ...any) err
 	c.due(x)
 	if t := c.trace; t != nil && t.CommandSent != nil {
 		if traceLine == "" {
-			traceLine = format
-			if len(args) > 0 {
-				traceLine = fmt.Sprintf(format, args...)
-			}
+			traceLine = line
 		}
 		t.CommandSent(traceLine)
 	}
@@ -449,7 +452,7 @@ func (c *Client) execGroup(cmds []*Cmd, lines []string) error {
 		defer c.stopPump()
 	}
 	for i, x := range cmds {
-		if err := c.write(x, "", "%s", lines[i]); err != nil {
+		if err := c.write(x, "", lines[i]); err != nil {
 			return err
 		}
 		if !pipelining {

@@ -20,6 +20,8 @@ type Reply struct {
 	// Lines holds the text of each line after the code and its separator,
 	// enhanced code included, without the line ending.
 	Lines []string
+
+	line0 [1]string // storage for the usual single line
 }
 
 // Msg returns the reply's lines joined by "\n", the message net/textproto
@@ -87,7 +89,8 @@ type replyReader struct {
 // the limits returns a *ProtocolError; an I/O error is returned as is, with
 // io.EOF turned into io.ErrUnexpectedEOF once part of a reply was read.
 func (rr *replyReader) read(rep *Reply) error {
-	*rep = Reply{Lines: rep.Lines[:0]}
+	*rep = Reply{}
+	rep.Lines = rep.line0[:0]
 	total := 0
 	for {
 		line, err := rr.line()
