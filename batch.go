@@ -515,17 +515,19 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 	// A piece that needs no conversion goes out as a chunk of its own,
 	// straight from the source: no copy (RFC 3030 §2 lets chunks be any
 	// size).
-	direct := func(piece []byte) error {
+	sentLast := false
+	direct := func(piece []byte, last bool) error {
 		if len(out.b) > 0 {
 			if err := send(out.b, false); err != nil {
 				return err
 			}
 			out.b = out.b[:0]
 		}
-		return send(piece, false)
+		sentLast = last
+		return send(piece, last)
 	}
 	err := c.feed(m, w, direct, skip, c.chunkSize, func() error { return emit(false) })
-	if err == nil {
+	if err == nil && !sentLast {
 		err = emit(true)
 	}
 	t.octets = m.canonical

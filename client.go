@@ -259,6 +259,14 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 // connection is closed and every later call returns an error that wraps both
 // ErrClosed and err. It returns err.
 func (c *Client) fail(err error) error {
+	c.mu.Lock()
+	cause := c.cancel
+	c.mu.Unlock()
+	if cause != nil {
+		// A context closed the connection: that is the reason, not the
+		// I/O error it caused.
+		err = fmt.Errorf("smtp: %w", cause)
+	}
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %w", ErrClosed, err)
 		c.raw.Close()

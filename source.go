@@ -254,7 +254,8 @@ func (o *octetAt) Write(p []byte) (int, error) {
 
 // feed reads m from the canonical offset skip on and writes it: through w
 // (the DotWriter for DATA, the canonical writer for BDAT), or, for binary
-// content, to direct. It hands over pieces of at most size octets that end
+// content, to direct, which learns which piece is the last when the source's
+// length is known. It hands over pieces of at most size octets that end
 // at line ends where they can, records resume points at line ends about
 // every resumeEvery octets, and calls chunk after each piece (BDAT cuts
 // chunks there) and progress with the canonical octets so far.
@@ -263,7 +264,7 @@ func (o *octetAt) Write(p []byte) (int, error) {
 // to direct as it is, without a copy; an in-memory message (a bytes.Reader,
 // strings.Reader or bytes.Buffer) is not copied into a buffer at all. max
 // size w must have been Reset; feed closes it.
-func (c *Client) feed(m *message, w *DotWriter, direct func([]byte) error, skip int64, size int, chunk func() error) error {
+func (c *Client) feed(m *message, w *DotWriter, direct func(piece []byte, last bool) error, skip int64, size int, chunk func() error) error {
 	p := m.pointBefore(skip)
 	if m.binary {
 		p = ResumePoint{skip, skip} // canonical is the source itself
@@ -304,7 +305,7 @@ type feeder struct {
 	c      *Client
 	m      *message
 	w      *DotWriter
-	direct func([]byte) error
+	direct func(piece []byte, last bool) error
 	chunk  func() error
 	src    int64  // source offset of the next octet
 	buf    []byte // holds a partial line between writes
@@ -394,9 +395,11 @@ func (f *feeder) Write(p []byte) (int, error) {
 // piece writes one piece and records the progress it makes.
 func (f *feeder) piece(p []byte) error {
 	w := f.w
+	// The last piece of a source of known length can say so (BDAT LAST).
+	last := f.m.size >= 0 && f.src+int64(len(p)) == f.m.size
 	switch {
 	case w == nil:
-		if err := f.direct(p); err != nil {
+		if err := f.direct(p, last); err != nil {
 			return err
 		}
 		f.src += int64(len(p))
@@ -414,7 +417,7 @@ func (f *feeder) piece(p []byte) error {
 			f.m.record(ResumePoint{Canonical: start.Canonical + int64(at), Source: start.Source + int64(at)})
 		}
 		w.advance(len(p))
-		if err := f.direct(p); err != nil {
+		if err := f.direct(p, last); err != nil {
 			return err
 		}
 		f.src += int64(len(p))

@@ -487,7 +487,9 @@ func TestSweep_CutEverywhere(t *testing.T) {
 			}
 			for i, verb := range cmds {
 				for _, after := range []bool{false, true} {
-					c := sweepCase{seekable: i%2 == 0, proxy: &cutAt{k: i + 1, after: after}, fires: verb != "QUIT"}
+					// Seekable like the clean run: a source of unknown length ends
+					// with an extra "BDAT 0 LAST", which would shift the commands.
+					c := sweepCase{seekable: true, proxy: &cutAt{k: i + 1, after: after}, fires: verb != "QUIT"}
 					earlier := slices.ContainsFunc(cmds[:i], isDataCommand)
 					if after {
 						c.name = fmt.Sprintf("relay: command %d (%s) executed, reply lost", i+1, verb)
