@@ -214,4 +214,3 @@ func TestCancel_DialPoolAndCourier(t *testing.T) {
 		assert.Less(t, time.Since(start), 100*time.Millisecond+cancelBound)
 	})
 }
-
