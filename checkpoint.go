@@ -390,6 +390,9 @@ func (r *courierRun) restart(b *Batch, t *txn, l *envelopeLines) (int64, error) 
 		if err == nil {
 			err = c.await(rs)
 		}
+		if err == nil {
+			err = rs.Err
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -65,7 +65,8 @@ type Client struct {
 	window       int   // transactions in flight at most (CHUNKING + PIPELINING)
 	windowOctets int64 // unacknowledged message octets at most
 
-	err error // set once the connection is unusable; every call returns it
+	err     error  // set once the connection is unusable; every call returns it
+	closing *Error // a 421 reply: the server is closing the connection (RFC 5321 §3.8)
 
 	mu     sync.Mutex // guards cancel, written by a context's AfterFunc
 	cancel error
@@ -182,9 +183,16 @@ type deadlineConn struct {
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
-	if t := d.c.writeTimeout; t > 0 {
-		d.Conn.SetWriteDeadline(d.c.deadline(t))
+	// Every write gets a deadline of its own: the command timeout unless
+	// message data is being written. A write outside flush (a pipelined
+	// group or a Text line that fills the buffer) must neither block
+	// forever on a peer that stopped reading nor inherit a deadline set
+	// long before (RFC 5321 §4.5.3.2).
+	t := d.c.writeTimeout
+	if t == 0 {
+		t = d.c.timeouts.Command
 	}
+	d.Conn.SetWriteDeadline(d.c.deadline(t))
 	return d.Conn.Write(p)
 }
 
@@ -228,13 +236,20 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 			raw.Close()
 		})
 	}
+	deadline := c.opDeadline
 	return func(err error) error {
 		stopped := stop()
 		c.opDeadline = time.Time{}
-		if !stopped || ctx.Err() != nil && err != nil && c.err != nil {
+		// The network deadline may fire a moment before the context's own
+		// timer: past the context's deadline, the context ended the call.
+		expired := !deadline.IsZero() && !time.Now().Before(deadline)
+		if !stopped || err != nil && c.err != nil && (ctx.Err() != nil || expired) {
 			// The context ended the call: report that, not the I/O error
 			// it caused.
 			cause := context.Cause(ctx)
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
 			c.mu.Lock()
 			if c.cancel != nil {
 				cause = c.cancel
@@ -266,6 +281,10 @@ func (c *Client) fail(err error) error {
 		// A context closed the connection: that is the reason, not the
 		// I/O error it caused.
 		err = fmt.Errorf("smtp: %w", cause)
+	} else if c.closing != nil && !errors.Is(err, c.closing) {
+		// RFC 5321 §3.8: the server said 421 and closed; its reply says
+		// why the connection ended better than the EOF or reset after it.
+		err = fmt.Errorf("%w (after %w)", err, c.closing)
 	}
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %w", ErrClosed, err)

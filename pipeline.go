@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -169,10 +170,33 @@ func (c *Client) next() (*Cmd, error) {
 			t.ReplyRead(x.Reply)
 		}
 	}
+	if c.strict && outOfStep(x.cmd.verb, x.Reply.Code) {
+		// A reply no command of this kind can get: the replies have
+		// slipped (the server answered something twice, or unasked).
+		x.Err = protocolError("reply out of step with the commands: "+strconv.Itoa(x.Reply.Code)+" to "+x.cmd.verb, []byte(x.Reply.Msg()), nil)
+		return x, c.fail(x.Err)
+	}
 	if !x.Reply.matches(x.cmd.expect) {
-		x.Err = x.Reply.err()
+		e := x.Reply.err()
+		x.Err = e
+		if e.Code == 421 && c.closing == nil {
+			c.closing = e
+		}
 	}
 	return x, nil
+}
+
+// outOfStep reports whether code cannot answer verb: a positive completion
+// to DATA (it wants 354 or a refusal) or an intermediate reply to a command
+// that has none.
+func outOfStep(verb string, code int) bool {
+	switch verb {
+	case "DATA":
+		return code/100 == 2
+	case "RCPT", "RSET", "NOOP", "QUIT", "EHLO", "HELO", "LHLO", "BDAT", ".", "VRFY":
+		return code/100 == 3
+	}
+	return false
 }
 
 // await flushes the write buffer and reads replies until x has its own.
