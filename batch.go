@@ -270,7 +270,7 @@ func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
 	}
 	if t.mail == nil {
 		var err error
-		if t.mail, err = b.queue("MAIL", l.mail); err != nil {
+		if t.mail, err = b.queue(l.verb, l.mail); err != nil {
 			return false, err
 		}
 		if err := b.step(t.mail); err != nil {

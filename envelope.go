@@ -57,6 +57,11 @@ type Envelope struct {
 	// RequireTLS sends the REQUIRETLS parameter (RFC 8689); it needs the
 	// extension and a TLS connection.
 	RequireTLS bool
+	// Verb starts the transaction: "" or MailMAIL for MAIL, or MailSEND,
+	// MailSOML, MailSAML (RFC 821 §3.4: deliver to terminals, or mail or
+	// terminal, or both). The historic verbs carry no MAIL parameters:
+	// with one of them, any parameter asked for is an error.
+	Verb MailVerb
 	// TransID is the RFC 1845 TRANSID, with its angle brackets (see
 	// NewTransID); it needs CHECKPOINT. A Courier sets it. A Batch never
 	// sends anything that would end the server's hold on the transaction
@@ -99,6 +104,7 @@ var (
 // envelopeLines holds the command lines of a transaction, built and checked
 // before anything is written.
 type envelopeLines struct {
+	verb  string // MAIL, or SEND, SOML, SAML
 	mail  string
 	rcpts []string
 }
@@ -123,11 +129,27 @@ func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelop
 		}
 		utf8 = utf8 || !isASCII(r.Addr)
 	}
+	l := &envelopeLines{verb: string(MailMAIL)}
+	switch env.Verb {
+	case "", MailMAIL:
+	case MailSEND, MailSOML, MailSAML:
+		// RFC 821 §3.4: the historic verbs carry no parameters.
+		if env.Body != "" || env.SMTPUTF8 || env.Ret != "" || env.EnvID != "" || env.RequireTLS || env.TransID != "" {
+			return nil, fmt.Errorf("smtp: %s FROM takes no MAIL parameters", env.Verb)
+		}
+		l.verb = string(env.Verb)
+		l.mail = l.verb + " FROM:<" + env.From + ">"
+		for _, r := range env.To {
+			l.rcpts = append(l.rcpts, "RCPT TO:<"+r.Addr+">")
+		}
+		return l, nil
+	default:
+		return nil, fmt.Errorf("smtp: invalid transaction verb %q", env.Verb)
+	}
 	var b strings.Builder
 	b.WriteString("MAIL FROM:<")
 	b.WriteString(env.From)
 	b.WriteString(">")
-	l := &envelopeLines{}
 	if compat {
 		if _, ok := c.ext["8BITMIME"]; ok {
 			b.WriteString(" BODY=8BITMIME")

@@ -382,6 +382,8 @@ func (c *conn) endOfData(t *transaction, via string) error {
 		}
 	}
 	c.s.addMessage(Message{
+		Verb:       t.verb,
+		Scheme:     t.scheme,
 		From:       t.from,
 		To:         t.to,
 		MailParams: t.mailParams,

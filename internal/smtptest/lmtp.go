@@ -75,6 +75,7 @@ func (c *conn) lmtpEndOfData(t *transaction, via string, verbs []string) error {
 	}
 	if len(to) > 0 {
 		c.s.addMessage(Message{
+			Verb:        t.verb,
 			From:        t.from,
 			To:          to,
 			MailParams:  t.mailParams,

@@ -48,9 +48,15 @@ type conn struct {
 	tx       *transaction
 	cpKey    string // TRANSID of a checkpoint entry this connection owns
 	dataWire int64  // data octets of the current transaction (fault counter)
+
+	mrsq      string       // RFC 772 scheme selected: "", "R" or "T"
+	mrsqRcpts []string     // MRSQ R: names stored by MRCP
+	mrsqText  *transaction // MRSQ T: the stored message text
 }
 
 type transaction struct {
+	verb         string // MAIL, SEND, SOML or SAML
+	scheme       string // RFC 772 MRSQ scheme, or ""
 	from         string
 	mailParams   []string
 	to           []string
@@ -405,13 +411,19 @@ func (c *conn) dispatch(line string) error {
 		}
 		// Not an SMTP command: "not recognized" below.
 	case "MAIL":
-		return c.cmdMAIL(arg)
+		if c.mrsq != "" {
+			return c.cmdMTPMail(arg)
+		}
+		return c.cmdMAIL(verb, arg)
+	case "SEND", "SOML", "SAML":
+		return c.cmdSendMail(verb, arg)
 	case "RCPT":
 		return c.cmdRCPT(arg)
 	case "DATA":
 		return c.cmdDATA(arg)
 	case "RSET":
 		c.resetTx()
+		c.mrsqReset()
 		return c.reply(verb, 250, "2.0.0", "Ok")
 	case "NOOP":
 		return c.reply(verb, 250, "2.0.0", "Ok")
@@ -429,9 +441,15 @@ func (c *conn) dispatch(line string) error {
 		}
 		return c.reply(verb, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery")
 	case "EXPN":
-		return c.reply(verb, 502, "5.5.1", "Error: command not implemented")
+		return c.cmdEXPN(arg)
 	case "HELP":
-		return c.reply(verb, 214, "2.0.0", "smtptest: see RFC 5321")
+		return c.cmdHELP(arg)
+	case "TURN":
+		return c.cmdTURN(arg)
+	case "MRSQ":
+		return c.cmdMRSQ(arg)
+	case "MRCP":
+		return c.cmdMRCP(arg)
 	case "STARTTLS":
 		return c.cmdSTARTTLS(arg)
 	case "AUTH":
@@ -470,6 +488,8 @@ func (c *conn) cmdEHLO(verb, arg string) error {
 		return c.reply(verb, 501, "5.5.4", "Syntax: "+verb+" hostname")
 	}
 	c.resetTx()
+	c.mrsq = ""
+	c.mrsqReset()
 	c.greeted, c.ehlo, c.helo = true, true, arg
 	c.sessExt = make(map[string]string)
 	lines := []string{c.s.cfg.Hostname}
@@ -498,6 +518,8 @@ func (c *conn) cmdHELO(arg string) error {
 		return c.reply("HELO", 501, "5.5.4", "Syntax: HELO hostname")
 	}
 	c.resetTx()
+	c.mrsq = ""
+	c.mrsqReset()
 	c.greeted, c.ehlo, c.helo = true, false, arg
 	c.sessExt = nil
 	return c.replyLines("HELO", 250, "", []string{c.s.cfg.Hostname})
@@ -632,8 +654,9 @@ func validTransToken(s string) bool {
 	return true
 }
 
-func (c *conn) cmdMAIL(arg string) error {
-	const v = "MAIL"
+// cmdMAIL handles MAIL, and SEND, SOML and SAML (RFC 821 §3.4), which
+// begin a transaction the same way; v is the verb.
+func (c *conn) cmdMAIL(v, arg string) error {
 	switch {
 	case !c.greeted:
 		first := "HELO/EHLO"
@@ -650,9 +673,9 @@ func (c *conn) cmdMAIL(arg string) error {
 	}
 	path, params, ok := parsePath(arg, "FROM:")
 	if !ok {
-		return c.reply(v, 501, "5.5.4", "Syntax: MAIL FROM:<address>")
+		return c.reply(v, 501, "5.5.4", "Syntax: "+v+" FROM:<address>")
 	}
-	t := &transaction{from: path, mailParams: params}
+	t := &transaction{verb: v, from: path, mailParams: params}
 	for _, p := range params {
 		key, val, hasVal := strings.Cut(p, "=")
 		key = strings.ToUpper(key)
@@ -777,6 +800,9 @@ func (c *conn) cmdRCPT(arg string) error {
 		return c.reply(v, 550, "5.1.1", "<"+path+">: no such user")
 	case strings.HasPrefix(local, "temp"):
 		return c.reply(v, 450, "4.2.1", "<"+path+">: try later")
+	case t.verb == "SEND" && strings.HasPrefix(local, "away"):
+		// RFC 821 §3.4: SEND needs the user at a terminal.
+		return c.reply(v, 450, "4.2.1", "<"+path+">: user not active, cannot SEND to a terminal")
 	}
 	// A resumed envelope already has it; LMTP (never resumed) needs one
 	// reply per successful RCPT, duplicates included.
@@ -787,8 +813,10 @@ func (c *conn) cmdRCPT(arg string) error {
 	return c.reply(v, 250, "2.1.5", "Ok")
 }
 
-// localPart returns the lower-cased local part of path, quotes trimmed.
+// localPart returns the lower-cased local part of path, quotes trimmed and
+// a source route (RFC 821 "@A,@B:", or RFC 772 "@A,@B,") skipped.
 func localPart(path string) string {
+	path = stripRoute(path)
 	if i := strings.LastIndexByte(path, '@'); i >= 0 {
 		path = path[:i]
 	}

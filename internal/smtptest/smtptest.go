@@ -41,6 +41,36 @@
 // combined with LMTP: it is never advertised in LMTP mode, so MAIL TRANSID=
 // gets 555.
 //
+// Historic commands (RFC 821, RFC 772), so that a client's use of them is a
+// real conversation:
+//
+//   - SEND, SOML, SAML (RFC 821 §3.4) begin a transaction exactly as MAIL
+//     does when Extensions lists the verb (which also advertises it, RFC
+//     5321 F.6); otherwise 502. Message.Verb records the verb. With SEND,
+//     a recipient whose local part starts with "away" gets 450 (not at a
+//     terminal).
+//   - EXPN (RFC 5321 §3.5) with Config.Lists: 250, one member per line;
+//     252 for a list without members; 550 for an unknown list; 501 without
+//     an argument; 502 when no lists are configured.
+//   - HELP: a multi-line 214; "HELP <command>" gives its syntax (214), an
+//     unknown topic 504.
+//   - TURN (RFC 821 §3.8) with Config.Turn: 250, then the server becomes
+//     the sender and runs the Turn script (see Turn and Server.TurnLog);
+//     502 without a script, 503 before HELO or within a transaction.
+//   - MRSQ and MRCP (RFC 772) with Config.MRSQ: "MRSQ" 200 (no scheme),
+//     "MRSQ ?" "215 <preferred scheme> ...", "MRSQ R|T" 200 or 501, each
+//     resetting the stored names and text. While a scheme is selected,
+//     "MAIL FROM:<sender>" is RFC 772's: 354, then the text. Under R, MRCP
+//     stores a name (200; 452 when Config.MRSQTable is full) and MAIL sends
+//     the text to all of them (one Message, Via "MAIL", 550 "Null
+//     recipient" if none); under T, MAIL stores the text and each MRCP
+//     delivers it (250, one Message each, Via "MRCP"). MRCP without a
+//     scheme gets 503. A name whose local part starts with "reject" gets
+//     553, "temp" 450.
+//   - Source routes (RFC 821 §3.6; RFC 772's "@A,@B,user@host" too) are
+//     accepted in MAIL, RCPT and MRCP and recorded as given; the "reject",
+//     "temp" and "away" conventions look at the mailbox after the route.
+//
 // Close stops the listener and every connection goroutine and waits for them.
 package smtptest
 
@@ -141,6 +171,57 @@ type Config struct {
 	// until Close returns (t.Logf qualifies if Close runs before the test
 	// ends).
 	Logf func(format string, args ...any)
+
+	// Lists holds the mailing lists EXPN expands (RFC 821 §3.3, RFC 5321
+	// §3.5): list name (matched case-insensitively) -> one reply line per
+	// member, "Full Name <mailbox>" or "<mailbox>" or a bare mailbox. When
+	// Lists is set, or "EXPN" is in Extensions, EXPN is implemented and
+	// advertised in the EHLO reply (RFC 5321 §3.5.2); otherwise it is
+	// answered 502. See the package documentation for the replies.
+	Lists map[string][]string
+	// Turn, if set, makes the server accept TURN (RFC 821 §3.8) and then
+	// play the sender with this script; nil answers TURN with 502. "TURN"
+	// is then advertised in the EHLO reply (RFC 1869 §5).
+	Turn *Turn
+	// MRSQ lists the RFC 772 MRSQ schemes the server implements, preferred
+	// first: "R", "T", "RT" or "TR". Empty answers MRSQ and MRCP with 502.
+	MRSQ string
+	// MRSQTable, if > 0, is the size of the recipients-first (MRSQ R)
+	// table: an MRCP beyond it is answered "452 Recipient table full"
+	// (RFC 772).
+	MRSQTable int
+}
+
+// Turn is the transaction the server sends after accepting TURN (RFC 821
+// §3.8): it waits for the client's 220 greeting, then sends HELO, the
+// Commands, MAIL FROM, one RCPT TO per recipient, DATA, the dot-stuffed
+// Data and QUIT, waiting for each reply (see Server.TurnLog). A refused
+// MAIL, no accepted recipient, or a DATA not answered 354 skips to QUIT;
+// a greeting other than 220 ends the connection without a word. The
+// connection is closed after the reply to QUIT.
+type Turn struct {
+	// Helo is the HELO argument; default Config.Hostname.
+	Helo string
+	// Commands are raw command lines sent after HELO and before MAIL,
+	// each answered before the next (e.g. "NOOP", "TURN", "XYZZY").
+	Commands []string
+	// From is the reverse-path without angle brackets ("" for <>).
+	From string
+	// To lists the forward-paths; empty sends no transaction at all.
+	To []string
+	// Data is the message; lines should end in CRLF (a missing final
+	// CRLF is added). It is dot-stuffed on the wire.
+	Data string
+}
+
+// TurnStep is one exchange of the server-as-sender after TURN.
+type TurnStep struct {
+	// Command is the line the server sent: "" for the client's greeting,
+	// "." for the end of the message data.
+	Command string
+	// Reply is the client's reply, its lines joined by "\n", or "" if
+	// none was read (the connection ended).
+	Reply string
 }
 
 // Command describes a command (or pseudo-verb) passed to Config.Handler.
@@ -231,7 +312,8 @@ type Message struct {
 	// octets stored before the interruption.
 	Data []byte
 	// Via is the command that transferred the final part of the data:
-	// "DATA" or "BDAT".
+	// "DATA" or "BDAT"; with MRSQ (RFC 772), "MAIL" for the text of the
+	// recipients-first scheme and "MRCP" for the text-first scheme.
 	Via string
 	// TransID is the MAIL TRANSID value as sent (with angle brackets), or "".
 	TransID string
@@ -249,6 +331,13 @@ type Message struct {
 	TLS bool
 	// AuthUser is the authenticated user on that connection, or "".
 	AuthUser string
+	// Verb is the command that began the transaction: "MAIL", or "SEND",
+	// "SOML" or "SAML" (RFC 821 §3.4).
+	Verb string
+	// Scheme is the RFC 772 MRSQ scheme that delivered the message, "R"
+	// (recipients first: To holds every name stored by MRCP) or "T" (text
+	// first: one Message per accepted MRCP, Via "MRCP"); "" otherwise.
+	Scheme string
 	// LMTPReplies holds, in LMTP mode, the reply sent after the data for
 	// each recipient accepted at RCPT, in RCPT order, without the final
 	// CRLF (e.g. "250 2.1.5 <a@example.org> delivered"). An LMTP message
@@ -285,6 +374,7 @@ type connRecord struct {
 	raw        net.Conn
 	transcript []string
 	flushes    int
+	turn       []TurnStep
 }
 
 var tokenSeq atomic.Uint64
@@ -317,6 +407,20 @@ func NewServer(cfg Config) (*Server, error) {
 			kw, _, _ := strings.Cut(e, " ")
 			return strings.EqualFold(kw, "CHECKPOINT")
 		})
+	}
+	advertise := func(kw string) {
+		if !slices.ContainsFunc(s.ext, func(e string) bool {
+			k, _, _ := strings.Cut(e, " ")
+			return strings.EqualFold(k, kw)
+		}) {
+			s.ext = append(s.ext, kw)
+		}
+	}
+	if cfg.Lists != nil {
+		advertise("EXPN")
+	}
+	if cfg.Turn != nil {
+		advertise("TURN")
 	}
 	if s.maxLine <= 0 {
 		s.maxLine = DefaultMaxLineLength
@@ -478,6 +582,23 @@ func (s *Server) Flushes(conn int) int {
 		return 0
 	}
 	return s.conns[conn-1].flushes
+}
+
+// TurnLog returns the exchanges of connection conn (1-based) after the
+// server accepted TURN and became the sender, in order; nil if it never did.
+func (s *Server) TurnLog(conn int) []TurnStep {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if conn < 1 || conn > len(s.conns) {
+		return nil
+	}
+	return append([]TurnStep(nil), s.conns[conn-1].turn...)
+}
+
+func (s *Server) addTurnStep(conn int, st TurnStep) {
+	s.mu.Lock()
+	s.conns[conn-1].turn = append(s.conns[conn-1].turn, st)
+	s.mu.Unlock()
 }
 
 // Checkpoints returns the CHECKPOINT state store in use.
