@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -137,6 +138,16 @@ func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelop
 		if env.Body != "" || env.SMTPUTF8 || env.Ret != "" || env.EnvID != "" || env.RequireTLS || env.TransID != "" {
 			return nil, fmt.Errorf("smtp: %s FROM takes no MAIL parameters", env.Verb)
 		}
+		if utf8 {
+			// A non-ASCII address needs SMTPUTF8 (RFC 6531 §3.4), a MAIL
+			// parameter.
+			return nil, fmt.Errorf("smtp: %s FROM cannot carry a non-ASCII address", env.Verb)
+		}
+		for _, r := range env.To {
+			if len(r.Notify) > 0 || r.ORCPT != "" {
+				return nil, fmt.Errorf("smtp: %s FROM takes no RCPT parameters (NOTIFY, ORCPT)", env.Verb)
+			}
+		}
 		l.verb = string(env.Verb)
 		l.mail = l.verb + " FROM:<" + env.From + ">"
 		for _, r := range env.To {
@@ -182,7 +193,13 @@ func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelop
 			b.WriteString(" BODY=8BITMIME")
 		}
 	case Body7Bit:
-		b.WriteString(" BODY=7BIT")
+		// BODY is a parameter of 8BITMIME (RFC 6152 §3) and BINARYMIME
+		// (RFC 3030 §3); without them 7BIT is the default and goes unsaid.
+		_, ok8 := c.ext["8BITMIME"]
+		_, okBin := c.ext["BINARYMIME"]
+		if ok8 || okBin {
+			b.WriteString(" BODY=7BIT")
+		}
 	case Body8BitMIME:
 		if err := need("8BITMIME", "BODY=8BITMIME"); err != nil {
 			return nil, err
@@ -264,10 +281,18 @@ func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelop
 			}
 			line += " ORCPT=rfc822;" + xtext(r.ORCPT)
 		}
+		if len(line) > maxRcptLine {
+			return nil, fmt.Errorf("smtp: RCPT line of %d octets for %q is longer than the %d RFC 3461 §4 allows (ORCPT too long)", len(line), r.Addr, maxRcptLine)
+		}
 		l.rcpts = append(l.rcpts, line)
 	}
 	return l, nil
 }
+
+// maxRcptLine is the longest RCPT line, CRLF excluded: RFC 5321
+// §4.5.3.1.4's 512 octets with the CRLF, and 500 more for NOTIFY and ORCPT
+// (RFC 3461 §4).
+const maxRcptLine = 512 - 2 + 500
 
 // maxSize returns the SIZE extension's limit (0: none given) and whether the
 // server offers SIZE.
@@ -293,6 +318,9 @@ func notifyValue(v []string) (string, error) {
 	up := make([]string, len(v))
 	for i, k := range v {
 		up[i] = strings.ToUpper(k)
+		if slices.Contains(up[:i], up[i]) {
+			return "", fmt.Errorf("smtp: NOTIFY keyword %q given twice (RFC 3461 §4.1)", k)
+		}
 		switch up[i] {
 		case "SUCCESS", "FAILURE", "DELAY":
 		case "NEVER":

@@ -1,0 +1,1007 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Fuzz targets for the parts of the client that turn untrusted or
+// caller-supplied text into protocol lines: the EHLO reply, the envelope
+// (MAIL and RCPT with their parameters), xtext, and argument validation.
+// The reply parser, the DotWriter and TRANSID have their own targets in
+// reply_test.go, dotwriter_test.go and transid_test.go.
+
+// fzConn is an in-memory net.Conn playing a scripted server: segment i of
+// the script becomes readable once the client has made i writes, and a read
+// past what is readable returns io.EOF, as if the server hung up. Nothing
+// blocks, so every execution ends at once whatever the script.
+type fzConn struct {
+	mu     sync.Mutex
+	segs   [][]byte
+	seg    int
+	writes int
+	closed bool
+	out    bytes.Buffer
+}
+
+func newFzConn(segs ...[]byte) *fzConn {
+	c := &fzConn{}
+	for _, s := range segs {
+		c.segs = append(c.segs, bytes.Clone(s))
+	}
+	return c
+}
+
+func (c *fzConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	for c.seg < len(c.segs) && c.seg <= c.writes {
+		if len(c.segs[c.seg]) > 0 {
+			n := copy(p, c.segs[c.seg])
+			c.segs[c.seg] = c.segs[c.seg][n:]
+			return n, nil
+		}
+		c.seg++
+	}
+	return 0, io.EOF
+}
+
+func (c *fzConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	c.writes++
+	return c.out.Write(p)
+}
+
+func (c *fzConn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *fzConn) written() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+func (c *fzConn) LocalAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}
+}
+func (c *fzConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 25}
+}
+func (c *fzConn) SetDeadline(time.Time) error      { return nil }
+func (c *fzConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fzConn) SetWriteDeadline(time.Time) error { return nil }
+
+const fzGreeting = "220 mx.example ESMTP\r\n"
+
+// fzEHLOWant is what the client should make of an EHLO reply, worked out
+// from the reply grammar alone.
+type fzEHLOWant struct {
+	err      error             // the reply reader's error (I/O or *ProtocolError)
+	code     int               // non-zero: an *Error with this code
+	ext      map[string]string // the extension table after a 250 to EHLO
+	helo     bool              // HELO is sent: EHLO got a 5yz (RFC 5321 §3.2)
+	unsolict bool              // strict client: bytes after the 5yz reply to EHLO
+}
+
+// fzModelEHLO reads the fuzz bytes as the server's replies, EHLO's first and
+// HELO's next, with the client's default limits and buffer size. With split,
+// the server sends what follows the first reply only once it has read the
+// next command; cut is where that part starts.
+func fzModelEHLO(in []byte, strict, split bool) (w fzEHLOWant, cut int) {
+	src := bytes.NewReader(in)
+	br := bufio.NewReaderSize(src, max(readBufferSize, DefaultMaxLineLength+2))
+	rr := replyReader{r: br, maxLine: DefaultMaxLineLength, maxReply: DefaultMaxReplySize}
+	var rep Reply
+	if err := rr.read(&rep); err != nil {
+		return fzEHLOWant{err: err}, len(in)
+	}
+	cut = len(in) - src.Len() - br.Buffered()
+	return fzModelAfterEHLO(&rep, &rr, strict, !split && br.Buffered() > 0), cut
+}
+
+// fzModelAfterEHLO is the outcome once the reply to EHLO is rep; more says
+// whether the client has more bytes buffered when it sends HELO.
+func fzModelAfterEHLO(rep *Reply, rr *replyReader, strict, more bool) fzEHLOWant {
+	switch {
+	case strict && rep.Code/100 == 3:
+		return fzEHLOWant{err: fzOutOfStep(rep, "EHLO")}
+	case rep.Code == 250:
+		return fzEHLOWant{ext: fzModelExt(rep.Lines[1:])}
+	case rep.Code/100 != 5:
+		return fzEHLOWant{code: rep.Code} // 4yz and other positive codes: no HELO
+	}
+	if strict && more {
+		return fzEHLOWant{unsolict: true}
+	}
+	w := fzEHLOWant{helo: true}
+	if err := rr.read(rep); err != nil {
+		w.err = err
+	} else if strict && rep.Code/100 == 3 {
+		w.err = fzOutOfStep(rep, "HELO")
+	} else if rep.Code != 250 {
+		w.code = rep.Code
+	}
+	return w
+}
+
+// fzOutOfStep is the error of a strict client for an intermediate reply to
+// a command that has none: the replies have slipped.
+func fzOutOfStep(rep *Reply, verb string) error {
+	return protocolError("reply out of step with the commands: "+strconv.Itoa(rep.Code)+" to "+verb, []byte(rep.Msg()), nil)
+}
+
+// fzModelExt is the extension table RFC 5321 §4.1.1.1 describes: one
+// ehlo-line per line after the first, the keyword up to the first space,
+// compared case-insensitively, the rest its parameters. A pre-RFC 2554
+// "AUTH=mech ..." line gives AUTH's mechanisms unless an "AUTH" line does;
+// among several AUTH= lines the first counts, among AUTH lines the last.
+func fzModelExt(lines []string) map[string]string {
+	ext := map[string]string{}
+	legacy, haveLegacy := "", false
+	for _, l := range lines {
+		kw, param := l, ""
+		if i := strings.IndexByte(l, ' '); i >= 0 {
+			kw, param = l[:i], l[i+1:]
+		}
+		kw = strings.ToUpper(kw)
+		if rest, ok := strings.CutPrefix(kw, "AUTH="); ok {
+			if !haveLegacy {
+				legacy, haveLegacy = strings.TrimSpace(rest+" "+param), true
+			}
+			continue
+		}
+		ext[kw] = param
+	}
+	if _, ok := ext["AUTH"]; !ok && haveLegacy {
+		ext["AUTH"] = legacy
+	}
+	return ext
+}
+
+// fzASCIILower lowers A-Z only.
+func fzASCIILower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// fzCheckHelloErr checks the error of the hello exchange against the model.
+func fzCheckHelloErr(t *testing.T, how string, in []byte, err error, want fzEHLOWant) {
+	t.Helper()
+	switch {
+	case want.unsolict:
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Reason != "reply received when none was due" {
+			t.Fatalf("%s: reply %q: want an unsolicited-reply *ProtocolError, got %v", how, in, err)
+		}
+	case want.err != nil:
+		var wpe, pe *ProtocolError
+		if errors.As(want.err, &wpe) {
+			if !errors.As(err, &pe) || pe.Reason != wpe.Reason || pe.Line != wpe.Line || pe.Err != wpe.Err {
+				t.Fatalf("%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
+			}
+		} else if !errors.Is(err, want.err) {
+			t.Fatalf("%s: reply %q: want an error matching %v, got %v", how, in, want.err, err)
+		}
+	case want.code != 0:
+		var e *Error
+		if !errors.As(err, &e) || e.Code != want.code {
+			t.Fatalf("%s: reply %q: want *Error %d, got %v", how, in, want.code, err)
+		}
+	default:
+		if err != nil {
+			t.Fatalf("%s: reply %q: %v", how, in, err)
+		}
+	}
+	if err != nil {
+		// Whatever the reply, the error is one of the documented kinds.
+		var pe *ProtocolError
+		var e *Error
+		if !errors.As(err, &pe) && !errors.As(err, &e) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%s: reply %q: untyped error %T: %v", how, in, err, err)
+		}
+	}
+}
+
+// fzCheckExt checks the Client's extension table after a hello that
+// succeeded.
+func fzCheckExt(t *testing.T, how string, in []byte, c *Client, want fzEHLOWant) {
+	t.Helper()
+	if want.helo {
+		if c.ext != nil {
+			t.Fatalf("%s: reply %q: extensions %q after HELO", how, in, c.ext)
+		}
+		for _, k := range []string{"SIZE", "PIPELINING", "AUTH", "8BITMIME", ""} {
+			if ok, v := c.Extension(k); ok || v != "" {
+				t.Fatalf("%s: reply %q: Extension(%q) = %v, %q after HELO", how, in, k, ok, v)
+			}
+		}
+		return
+	}
+	if !reflect.DeepEqual(c.ext, want.ext) {
+		t.Fatalf("%s: reply %q:\n got extensions %q\nwant %q", how, in, c.ext, want.ext)
+	}
+	for k, v := range c.ext {
+		if strings.ToUpper(k) != k {
+			t.Fatalf("%s: reply %q: keyword %q is not upper case", how, in, k)
+		}
+		if strings.ContainsAny(k, " \r\n\x00") || strings.ContainsAny(v, "\r\n\x00") {
+			t.Fatalf("%s: reply %q: keyword %q or parameters %q hold a space, CR, LF or NUL", how, in, k, v)
+		}
+		for _, q := range []string{k, fzASCIILower(k), strings.ToUpper(fzASCIILower(k))} {
+			if ok, got := c.Extension(q); !ok || got != v {
+				t.Fatalf("%s: reply %q: Extension(%q) = %v, %q; want true, %q", how, in, q, ok, got, v)
+			}
+		}
+	}
+	if mechs, ok := c.ext["AUTH"]; ok {
+		if want := strings.Split(mechs, " "); !reflect.DeepEqual(c.auth, want) {
+			t.Fatalf("%s: reply %q: mechanisms %q, want %q", how, in, c.auth, want)
+		}
+	} else if c.auth != nil {
+		t.Fatalf("%s: reply %q: mechanisms %q without AUTH", how, in, c.auth)
+	}
+	// A keyword the server did not list is not offered, in any case.
+	if _, listed := c.ext["X-NOT-LISTED"]; !listed {
+		if ok, _ := c.Extension("x-Not-Listed"); ok {
+			t.Fatalf("%s: reply %q: unlisted extension reported", how, in)
+		}
+	}
+}
+
+// FuzzEHLO sends arbitrary bytes as the reply to EHLO (and what follows as
+// the reply to HELO) to a real Client, both one from NewClient, which does
+// not look for unsolicited or out-of-step replies, and one from a Dialer,
+// which does. With split, what follows the first reply arrives only after
+// the client's next command, as from a server that waits for it. The
+// outcome must be what the reply grammar says: the extension table of a
+// 250 reply, a HELO after a 5yz, an *Error for any other code, and the
+// reader's own typed error for a malformed or truncated reply.
+func FuzzEHLO(f *testing.F) {
+	for _, s := range []string{
+		"250-mx.example greets client.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SMTPUTF8\r\n",
+		"250-mx.example\r\n250-AUTH=LOGIN PLAIN\r\n250-AUTH CRAM-MD5\r\n250 HELP\r\n",
+		"250-mx.example\r\n250-AUTH LOGIN\r\n250-auth=plain\r\n250 DSN\r\n",
+		"250-mx.example\r\n250-AUTH=\r\n250 AUTH=LOGIN\r\n",
+		"250-mx.example\r\n250-\r\n250 \r\n",
+		"250-mx.example\r\n250- SIZE 100\r\n250  \r\n",
+		"250-mx.example\r\n250-size   \r\n250 8bitmime  \r\n",
+		"250 mx.example   \r\n",
+		"250\r\n",
+		"250-mx.example\n250-Chunking\n250 BinaryMIME\n",
+		"250-mx.example\r\n250 SIZE\r\n250 extra\r\n",
+		"250-mx.example\r\n250_SIZE\r\n",
+		"250-mx.example\r\n251 SIZE\r\n",
+		"250-mx.example\r\n250-SIZE\r\n",
+		"250-mx.example\r\n250 SIZE",
+		"250-mx.example\r\n250-X\rY\r\n250 Z\r\n",
+		"250-mx.example\r\n250-X\x00Y\r\n250 Z\r\n",
+		"250-mx.example\r\n250-X\tY\r\n250 \xff\xfe\r\n",
+		"250-mx.example\r\n250-\xc3\x9f\r\n250 \xe2\x84\xaa\r\n",
+		"502 5.5.1 EHLO not implemented\r\n250 mx.example\r\n",
+		"500 what\r\n",
+		"500 what\r\n250 mx.example\r\n250 trailing\r\n",
+		"554 no\r\n554 still no\r\n",
+		"421 4.3.2 shutting down\r\n",
+		"220 again\r\n",
+		"354 odd\r\n",
+		"",
+		"25",
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, split bool) {
+		for _, strict := range []bool{false, true} {
+			how := "NewClient"
+			if strict {
+				how = "Dialer"
+			}
+			if split {
+				how += " (split)"
+			}
+			want, cut := fzModelEHLO(in, strict, split)
+			conn := newFzConn([]byte(fzGreeting), in)
+			if split {
+				conn = newFzConn([]byte(fzGreeting), in[:cut], in[cut:])
+			}
+			var c *Client
+			var err error
+			if strict {
+				d := &Dialer{
+					LocalName: "client.example",
+					TLSPolicy: TLSDisabled,
+					Timeouts:  Timeouts{Greeting: 200 * time.Millisecond, Command: 200 * time.Millisecond},
+				}
+				c, err = d.NewClient(context.Background(), conn, "mx.example")
+				if (c == nil) == (err == nil) {
+					t.Fatalf("%s: reply %q: client %v and error %v", how, in, c, err)
+				}
+			} else {
+				c, err = NewClient(conn, "mx.example")
+				if err != nil {
+					t.Fatalf("%s: greeting: %v", how, err)
+				}
+				err = c.Hello("client.example")
+			}
+			fzCheckHelloErr(t, how, in, err, want)
+
+			sent := "EHLO client.example\r\n"
+			if want.helo {
+				sent += "HELO client.example\r\n"
+			}
+			if got := conn.written(); got != sent {
+				t.Fatalf("%s: reply %q: client wrote %q, want %q", how, in, got, sent)
+			}
+			if err != nil {
+				if c != nil {
+					if ok, v := c.Extension("SIZE"); ok || v != "" {
+						t.Fatalf("%s: reply %q: Extension after a failed hello = %v, %q", how, in, ok, v)
+					}
+					c.Close()
+				}
+				continue
+			}
+			fzCheckExt(t, how, in, c, want)
+			c.Close()
+		}
+	})
+}
+
+// Offered-extension bits for FuzzEnvelope.
+const (
+	fzExtPipelining = 1 << iota
+	fzExtSize
+	fzExt8BitMIME
+	fzExtBinaryMIME
+	fzExtChunking
+	fzExtSMTPUTF8
+	fzExtDSN
+	fzExtRequireTLS
+	fzExtCheckpoint
+)
+
+// Flag bits for FuzzEnvelope.
+const (
+	fzFlagSMTPUTF8   = 1 << iota // Envelope.SMTPUTF8
+	fzFlagRequireTLS             // Envelope.RequireTLS
+	fzFlagTLS                    // the connection is TLS
+	fzFlagNoChunking             // Dialer.DisableChunking
+	// bits 4-5: the number of recipients, 0 to 3
+)
+
+// fzEnvInput is one FuzzEnvelope input.
+type fzEnvInput struct {
+	from, to1, to2, to3, notify, orcpt, ret, envid, body, transid, sizeParam, verb string
+	size                                                                           int64
+	exts                                                                           uint16
+	flags                                                                          uint8
+}
+
+func (in fzEnvInput) client() *Client {
+	c := &Client{ext: map[string]string{}}
+	for bit, kw := range []string{"PIPELINING", "SIZE", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8", "DSN", "REQUIRETLS", "CHECKPOINT"} {
+		if in.exts&(1<<bit) != 0 {
+			c.ext[kw] = ""
+		}
+	}
+	if in.exts&fzExtSize != 0 {
+		c.ext["SIZE"] = in.sizeParam
+	}
+	c.tls = in.flags&fzFlagTLS != 0
+	c.noChunking = in.flags&fzFlagNoChunking != 0
+	return c
+}
+
+func (in fzEnvInput) envelope() *Envelope {
+	env := &Envelope{
+		From:       in.from,
+		Body:       BodyType(in.body),
+		SMTPUTF8:   in.flags&fzFlagSMTPUTF8 != 0,
+		Ret:        in.ret,
+		EnvID:      in.envid,
+		RequireTLS: in.flags&fzFlagRequireTLS != 0,
+		TransID:    in.transid,
+		Verb:       MailVerb(in.verb),
+	}
+	var notify []string
+	if in.notify != "" {
+		notify = strings.Split(in.notify, ",")
+	}
+	tos := []string{in.to1, in.to2, in.to3}
+	for i := range int(in.flags>>4) & 3 {
+		r := Recipient{Addr: tos[i]}
+		if i != 2 {
+			r.Notify = notify
+		}
+		if i != 1 {
+			r.ORCPT = in.orcpt
+		}
+		env.To = append(env.To, r)
+	}
+	return env
+}
+
+// fzValidAddr is validateAddress's contract: no CR, LF, NUL or angle
+// brackets, and at most 254 octets, so that the path fits in RFC 5321
+// §4.5.3.1.3's 256.
+func fzValidAddr(a string) bool {
+	return !strings.ContainsAny(a, "\r\n\x00<>") && len(a) <= 254
+}
+
+func fzPrintable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func fzASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// fzEnvelopeOK says whether buildEnvelope should accept the input, from the
+// RFCs and the Envelope documentation: every parameter asked for needs its
+// extension and a valid value.
+func fzEnvelopeOK(c *Client, env *Envelope, size int64) bool {
+	has := func(kw string) bool { _, ok := c.ext[kw]; return ok }
+	if len(env.To) == 0 || !fzValidAddr(env.From) {
+		return false
+	}
+	utf8 := env.SMTPUTF8 || !fzASCII(env.From)
+	for _, r := range env.To {
+		if r.Addr == "" || !fzValidAddr(r.Addr) {
+			return false
+		}
+		utf8 = utf8 || !fzASCII(r.Addr)
+		if len(r.Notify) > 0 {
+			if !has("DSN") {
+				return false
+			}
+			for _, k := range r.Notify {
+				switch strings.ToUpper(k) {
+				case "SUCCESS", "FAILURE", "DELAY":
+				case "NEVER":
+					if len(r.Notify) > 1 {
+						return false
+					}
+				default:
+					return false
+				}
+			}
+		}
+		if r.ORCPT != "" && (!has("DSN") || !fzPrintable(r.ORCPT)) {
+			return false
+		}
+	}
+	if v, ok := c.ext["SIZE"]; ok && size > 0 {
+		if limit, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && limit > 0 && size > limit {
+			return false
+		}
+	}
+	switch env.Body {
+	case "", Body7Bit:
+	case Body8BitMIME:
+		if !has("8BITMIME") {
+			return false
+		}
+	case BodyBinaryMIME:
+		if !has("BINARYMIME") || !has("CHUNKING") || c.noChunking {
+			return false
+		}
+	default:
+		return false
+	}
+	if utf8 && !has("SMTPUTF8") {
+		return false
+	}
+	if env.Ret != "" {
+		if r := strings.ToUpper(env.Ret); r != "FULL" && r != "HDRS" || !has("DSN") {
+			return false
+		}
+	}
+	if env.EnvID != "" && (!has("DSN") || len(env.EnvID) > 100 || !fzPrintable(env.EnvID)) {
+		return false
+	}
+	if env.TransID != "" && (!has("CHECKPOINT") || ValidateTransID(env.TransID) != nil) {
+		return false
+	}
+	if env.RequireTLS && (!has("REQUIRETLS") || !c.tls) {
+		return false
+	}
+	return true
+}
+
+// fzRcptTooLong reports whether a RCPT line of env would be over
+// fzMaxRcptLine, or repeat a NOTIFY keyword, which would let it grow
+// without bound.
+func fzRcptTooLong(env *Envelope) bool {
+	for _, r := range env.To {
+		n := len("RCPT TO:<>") + len(r.Addr)
+		if len(r.Notify) > 0 {
+			n += len(" NOTIFY=") + len(r.Notify) - 1
+			seen := map[string]bool{}
+			for _, k := range r.Notify {
+				k = strings.ToUpper(k)
+				if seen[k] {
+					return true
+				}
+				seen[k] = true
+				n += len(k)
+			}
+		}
+		if r.ORCPT != "" {
+			n += len(" ORCPT=rfc822;")
+			for i := 0; i < len(r.ORCPT); i++ {
+				if c := r.ORCPT[i]; c >= '!' && c <= '~' && c != '+' && c != '=' {
+					n++
+				} else {
+					n += 3
+				}
+			}
+		}
+		if n > fzMaxRcptLine {
+			return true
+		}
+	}
+	return false
+}
+
+// fzIsKeyword reports whether s is an esmtp-keyword (RFC 5321 §4.1.2):
+// (ALPHA / DIGIT) *(ALPHA / DIGIT / "-").
+func fzIsKeyword(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// fzIsValue reports whether s is an esmtp-value (RFC 5321 §4.1.2):
+// 1*(%d33-60 / %d62-126).
+func fzIsValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 33 || c > 126 || c == '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// fzParseCommand splits a MAIL or RCPT line into its path and parameters,
+// checking the shape every line must have.
+func fzParseCommand(t *testing.T, line, prefix, addr string) map[string]string {
+	t.Helper()
+	if strings.ContainsAny(line, "\r\n\x00") {
+		t.Fatalf("line %q holds CR, LF or NUL", line)
+	}
+	rest, ok := strings.CutPrefix(line, prefix+"<")
+	if !ok {
+		t.Fatalf("line %q does not start with %q", line, prefix+"<")
+	}
+	path, rest, ok := strings.Cut(rest, ">")
+	if !ok || path != addr || strings.ContainsAny(path, "<>") {
+		t.Fatalf("line %q: path %q, want <%s>", line, path, addr)
+	}
+	params := map[string]string{}
+	if rest == "" {
+		return params
+	}
+	if rest[0] != ' ' {
+		t.Fatalf("line %q: no space after the path", line)
+	}
+	for _, p := range strings.Split(rest[1:], " ") {
+		kw, v, hasValue := strings.Cut(p, "=")
+		if !fzIsKeyword(kw) || hasValue && !fzIsValue(v) {
+			t.Fatalf("line %q: parameter %q is not esmtp-keyword[=esmtp-value] (RFC 5321 §4.1.2)", line, p)
+		}
+		kw = strings.ToUpper(kw)
+		if _, dup := params[kw]; dup {
+			t.Fatalf("line %q: parameter %s twice", line, kw)
+		}
+		if !hasValue {
+			v = "\x00" // no value, told apart from any value
+		}
+		params[kw] = v
+	}
+	return params
+}
+
+const fzHex = "0123456789ABCDEF"
+
+// fzXtextDecode decodes RFC 3461 §4 xtext strictly: "+" must be followed by
+// two upper-case hex digits, and a character that could stand for itself
+// must not be encoded.
+func fzXtextDecode(s string) (string, bool) {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			if i+2 >= len(s) {
+				return "", false
+			}
+			hi, lo := strings.IndexByte(fzHex, s[i+1]), strings.IndexByte(fzHex, s[i+2])
+			if hi < 0 || lo < 0 {
+				return "", false
+			}
+			d := byte(hi<<4 | lo)
+			if d >= '!' && d <= '~' && d != '+' && d != '=' {
+				return "", false // not the shortest encoding
+			}
+			b = append(b, d)
+			i += 2
+		case c >= '!' && c <= '~' && c != '=':
+			b = append(b, c)
+		default:
+			return "", false
+		}
+	}
+	return string(b), true
+}
+
+// Line lengths: RFC 5321 §4.5.3.1.4 allows 512 octets with the CRLF, and
+// RFC 3461 §4 500 more on RCPT for NOTIFY and ORCPT. A MAIL line holds
+// bounded parts only: the path, SIZE (at most 19 digits), BODY, SMTPUTF8,
+// RET, ENVID (100 printable octets, at most 300 as xtext), TRANSID (80) and
+// REQUIRETLS.
+const (
+	fzMaxRcptLine = 512 - 2 + 500
+	fzMaxMailLine = len("MAIL FROM:<>") + 254 + len(" SIZE=9223372036854775807") + len(" BODY=BINARYMIME") +
+		len(" SMTPUTF8") + len(" RET=HDRS") + len(" ENVID=") + 300 + len(" TRANSID=") + MaxTransIDLen + len(" REQUIRETLS")
+)
+
+func fzCheckEnvelope(t *testing.T, in fzEnvInput, compat bool) {
+	c := in.client()
+	env := in.envelope()
+	l, err := c.buildEnvelope(env, in.size, compat)
+	historic := env.Verb == MailSEND || env.Verb == MailSOML || env.Verb == MailSAML
+	basicOK := len(env.To) > 0 && fzValidAddr(env.From)
+	for _, r := range env.To {
+		basicOK = basicOK && r.Addr != "" && fzValidAddr(r.Addr)
+	}
+	var wantOK bool
+	switch {
+	case historic:
+		// RFC 821 §3.4 verbs, which take no parameters (RFC 1869 defines
+		// them for MAIL and RCPT only).
+		wantOK = basicOK && env.Body == "" && !env.SMTPUTF8 && env.Ret == "" && env.EnvID == "" && !env.RequireTLS && env.TransID == ""
+		{
+			ascii := fzASCII(env.From)
+			for _, r := range env.To {
+				ascii = ascii && fzASCII(r.Addr)
+				wantOK = wantOK && len(r.Notify) == 0 && r.ORCPT == ""
+			}
+			wantOK = wantOK && ascii
+		}
+	case env.Verb != "" && env.Verb != MailMAIL:
+		wantOK = false
+	case compat:
+		wantOK = basicOK
+	default:
+		wantOK = fzEnvelopeOK(c, env, in.size)
+	}
+	if wantOK && err != nil && !compat && !historic && fzRcptTooLong(env) {
+		return // refusing a RCPT line over the limit is right
+	}
+	if wantOK && err != nil && env.Body == Body7Bit && !compat && !historic && errors.Is(err, ErrExtensionNotOffered) {
+		_, has8 := c.ext["8BITMIME"]
+		_, hasBin := c.ext["BINARYMIME"]
+		if !has8 && !hasBin {
+			return // refusing BODY=7BIT without 8BITMIME is right too
+		}
+	}
+	if wantOK != (err == nil) {
+		t.Fatalf("compat=%v input %+v: error %v, want ok=%v", compat, in, err, wantOK)
+	}
+	if err != nil {
+		if l != nil {
+			t.Fatalf("compat=%v: lines %+v with error %v", compat, l, err)
+		}
+		return
+	}
+	if len(l.rcpts) != len(env.To) {
+		t.Fatalf("compat=%v: %d RCPT lines for %d recipients", compat, len(l.rcpts), len(env.To))
+	}
+	if historic {
+		if l.verb != string(env.Verb) || l.mail != string(env.Verb)+" FROM:<"+env.From+">" {
+			t.Fatalf("verb %s: line %q (verb %q)", env.Verb, l.mail, l.verb)
+		}
+		for i, line := range l.rcpts {
+			if want := "RCPT TO:<" + env.To[i].Addr + ">"; line != want {
+				t.Fatalf("verb %s: RCPT line %q, want %q", env.Verb, line, want)
+			}
+		}
+		return
+	}
+	if l.verb != "MAIL" {
+		t.Fatalf("verb %q for Verb %q", l.verb, env.Verb)
+	}
+	has := func(kw string) bool { _, ok := c.ext[kw]; return ok }
+	mail := fzParseCommand(t, l.mail, "MAIL FROM:", env.From)
+	if len(l.mail) > fzMaxMailLine {
+		t.Fatalf("MAIL line of %d octets: %q", len(l.mail), l.mail)
+	}
+	if compat {
+		// Exactly what net/smtp's Mail adds, and RCPT nothing.
+		want := map[string]string{}
+		if has("8BITMIME") {
+			want["BODY"] = "8BITMIME"
+		}
+		if has("SMTPUTF8") {
+			want["SMTPUTF8"] = "\x00"
+		}
+		if !reflect.DeepEqual(mail, want) {
+			t.Fatalf("compat MAIL line %q: parameters %q, want %q", l.mail, mail, want)
+		}
+		for i, line := range l.rcpts {
+			if want := "RCPT TO:<" + env.To[i].Addr + ">"; line != want {
+				t.Fatalf("compat RCPT line %q, want %q", line, want)
+			}
+		}
+		return
+	}
+	for kw, v := range mail {
+		switch kw {
+		case "SIZE":
+			if !has("SIZE") || in.size <= 0 || v != strconv.FormatInt(in.size, 10) {
+				t.Fatalf("MAIL line %q: SIZE=%s with size %d, SIZE offered %v", l.mail, v, in.size, has("SIZE"))
+			}
+		case "BODY":
+			switch v {
+			case "8BITMIME":
+				if !has("8BITMIME") || env.Body != "" && env.Body != Body8BitMIME {
+					t.Fatalf("MAIL line %q: BODY=8BITMIME for Body %q, 8BITMIME offered %v", l.mail, env.Body, has("8BITMIME"))
+				}
+			case "7BIT":
+				// BODY is 8BITMIME's parameter (RFC 6152 §3; RFC 3030 §3
+				// adds BINARYMIME): without either, a server need not know it.
+				if env.Body != Body7Bit || !has("8BITMIME") && !has("BINARYMIME") {
+					t.Fatalf("MAIL line %q: BODY=7BIT for Body %q, 8BITMIME offered %v", l.mail, env.Body, has("8BITMIME"))
+				}
+			case "BINARYMIME":
+				if env.Body != BodyBinaryMIME || !has("BINARYMIME") || !has("CHUNKING") || c.noChunking {
+					t.Fatalf("MAIL line %q: BODY=BINARYMIME without BINARYMIME and CHUNKING", l.mail)
+				}
+			default:
+				t.Fatalf("MAIL line %q: BODY=%s", l.mail, v)
+			}
+		case "SMTPUTF8":
+			if v != "\x00" || !has("SMTPUTF8") {
+				t.Fatalf("MAIL line %q: SMTPUTF8 not offered or with a value", l.mail)
+			}
+		case "RET":
+			if !has("DSN") || v != strings.ToUpper(env.Ret) || v != "FULL" && v != "HDRS" {
+				t.Fatalf("MAIL line %q: RET=%s for Ret %q, DSN offered %v", l.mail, v, env.Ret, has("DSN"))
+			}
+		case "ENVID":
+			if d, ok := fzXtextDecode(v); !has("DSN") || !ok || d != env.EnvID {
+				t.Fatalf("MAIL line %q: ENVID=%s decodes to %q, want %q, DSN offered %v", l.mail, v, d, env.EnvID, has("DSN"))
+			}
+		case "TRANSID":
+			if !has("CHECKPOINT") || v != env.TransID || ValidateTransID(v) != nil {
+				t.Fatalf("MAIL line %q: TRANSID=%s for %q, CHECKPOINT offered %v", l.mail, v, env.TransID, has("CHECKPOINT"))
+			}
+		case "REQUIRETLS":
+			if v != "\x00" || !has("REQUIRETLS") || !c.tls || !env.RequireTLS {
+				t.Fatalf("MAIL line %q: REQUIRETLS unasked, not offered or without TLS", l.mail)
+			}
+		default:
+			t.Fatalf("MAIL line %q: unexpected parameter %s", l.mail, kw)
+		}
+	}
+	// What was asked for went out.
+	_, sizeOK := mail["SIZE"]
+	if has("SIZE") && in.size > 0 && !sizeOK {
+		t.Fatalf("MAIL line %q: no SIZE for size %d", l.mail, in.size)
+	}
+	if env.Body != "" && mail["BODY"] != string(env.Body) && !(env.Body == Body7Bit && mail["BODY"] == "" && !has("8BITMIME") && !has("BINARYMIME")) || env.Body == "" && has("8BITMIME") && mail["BODY"] != "8BITMIME" {
+		t.Fatalf("MAIL line %q: BODY for Body %q", l.mail, env.Body)
+	}
+	utf8 := env.SMTPUTF8 || !fzASCII(env.From)
+	for _, r := range env.To {
+		utf8 = utf8 || !fzASCII(r.Addr)
+	}
+	if _, ok := mail["SMTPUTF8"]; ok != utf8 {
+		t.Fatalf("MAIL line %q: SMTPUTF8 %v, asked %v", l.mail, ok, utf8)
+	}
+	for _, p := range []struct {
+		kw  string
+		set bool
+	}{{"RET", env.Ret != ""}, {"ENVID", env.EnvID != ""}, {"TRANSID", env.TransID != ""}, {"REQUIRETLS", env.RequireTLS}} {
+		if _, ok := mail[p.kw]; ok != p.set {
+			t.Fatalf("MAIL line %q: %s present %v, asked %v", l.mail, p.kw, ok, p.set)
+		}
+	}
+
+	for i, line := range l.rcpts {
+		r := env.To[i]
+		rcpt := fzParseCommand(t, line, "RCPT TO:", r.Addr)
+		if len(line) > fzMaxRcptLine {
+			t.Fatalf("RCPT line of %d octets: %q", len(line), line)
+		}
+		for kw, v := range rcpt {
+			switch kw {
+			case "NOTIFY":
+				if !has("DSN") || len(r.Notify) == 0 {
+					t.Fatalf("RCPT line %q: NOTIFY unasked or without DSN", line)
+				}
+				got := strings.Split(v, ",")
+				if len(got) != len(r.Notify) {
+					t.Fatalf("RCPT line %q: NOTIFY=%s for %q", line, v, r.Notify)
+				}
+				seen := map[string]bool{}
+				for j, k := range got {
+					if k != strings.ToUpper(r.Notify[j]) {
+						t.Fatalf("RCPT line %q: NOTIFY=%s for %q", line, v, r.Notify)
+					}
+					if seen[k] {
+						t.Fatalf("RCPT line %q: NOTIFY=%s repeats %s", line, v, k)
+					}
+					seen[k] = true
+				}
+			case "ORCPT":
+				xt, ok := strings.CutPrefix(v, "rfc822;")
+				d, dok := fzXtextDecode(xt)
+				if !has("DSN") || !ok || !dok || d != r.ORCPT {
+					t.Fatalf("RCPT line %q: ORCPT=%s for %q", line, v, r.ORCPT)
+				}
+			default:
+				t.Fatalf("RCPT line %q: unexpected parameter %s", line, kw)
+			}
+		}
+		if _, ok := rcpt["NOTIFY"]; ok != (len(r.Notify) > 0) {
+			t.Fatalf("RCPT line %q: NOTIFY present %v for %q", line, ok, r.Notify)
+		}
+		if _, ok := rcpt["ORCPT"]; ok != (r.ORCPT != "") {
+			t.Fatalf("RCPT line %q: ORCPT present %v for %q", line, ok, r.ORCPT)
+		}
+	}
+}
+
+// FuzzEnvelope builds MAIL and RCPT lines from an arbitrary Envelope against
+// an arbitrary set of offered extensions and checks that whatever it
+// accepts is well-formed RFC 5321 with only parameters the server offers,
+// and that it refuses exactly what it should.
+func FuzzEnvelope(f *testing.F) {
+	add := func(in fzEnvInput) {
+		f.Add(in.from, in.to1, in.to2, in.to3, in.notify, in.orcpt, in.ret, in.envid, in.body, in.transid, in.sizeParam, in.verb, in.size, in.exts, in.flags)
+	}
+	const all = fzExtPipelining | fzExtSize | fzExt8BitMIME | fzExtBinaryMIME | fzExtChunking | fzExtSMTPUTF8 | fzExtDSN | fzExtRequireTLS | fzExtCheckpoint
+	one, two, three := uint8(1<<4), uint8(2<<4), uint8(3<<4)
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", size: -1, flags: one})
+	add(fzEnvInput{from: "", to1: "postmaster", size: 0, exts: fzExt8BitMIME | fzExtSMTPUTF8, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", to2: "c@example.net", to3: "d@example.net",
+		notify: "SUCCESS,failure", orcpt: "b+x=y@example.com", ret: "hdrs", envid: "id+=1 2", body: "8BITMIME",
+		transid: "<12345@claremont.edu>", sizeParam: "10240000", size: 1234, exts: all, flags: three | fzFlagRequireTLS | fzFlagTLS})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", body: "BINARYMIME", size: 5, exts: fzExtBinaryMIME | fzExtChunking, flags: one | fzFlagNoChunking})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", body: "BINARYMIME", size: 5, exts: fzExtBinaryMIME | fzExtChunking, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", body: "7BIT", size: 5, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", sizeParam: "100", size: 101, exts: fzExtSize, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", sizeParam: " 0 ", size: 1 << 62, exts: fzExtSize, flags: one})
+	add(fzEnvInput{from: "\"a b\"@example.org", to1: "\"<x>\"@example.com", flags: one})
+	add(fzEnvInput{from: "jöran@bücher.de", to1: "用户@例子.广告", exts: fzExtSMTPUTF8, flags: two})
+	add(fzEnvInput{from: "jöran@bücher.de", to1: "b@example.com", flags: one})
+	add(fzEnvInput{from: "a@example.org\r\nRCPT TO:<evil@example.com>", to1: "b@example.com", flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com> NOTIFY=NEVER", exts: fzExtDSN, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", notify: "NEVER,SUCCESS", exts: fzExtDSN, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", notify: "SUCCESS,FAILURE,DELAY", orcpt: "b@example.com", exts: fzExtDSN, flags: two})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", orcpt: "b\xff@example.com", exts: fzExtDSN, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", envid: strings.Repeat("+", 100), ret: "FULL", exts: fzExtDSN, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", transid: "<a=b@c>", exts: fzExtCheckpoint, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", flags: one | fzFlagRequireTLS, exts: fzExtRequireTLS})
+	add(fzEnvInput{from: strings.Repeat("x", 254), to1: strings.Repeat("y", 255), flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "", flags: one})
+	add(fzEnvInput{from: "a@example.org", flags: 0})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", verb: "SEND", sizeParam: "100", size: 50, exts: fzExtSize | fzExt8BitMIME, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", verb: "SAML", body: "8BITMIME", exts: fzExt8BitMIME, flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", verb: "SOML", notify: "SUCCESS", orcpt: "b@example.com", exts: fzExtDSN, flags: one})
+	add(fzEnvInput{from: "jöran@bücher.de", to1: "b@example.com", verb: "SEND", flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", verb: "mail", flags: one})
+	add(fzEnvInput{from: "a@example.org", to1: "b@example.com", verb: "MAIL", exts: fzExt8BitMIME, flags: one})
+	f.Fuzz(func(t *testing.T, from, to1, to2, to3, notify, orcpt, ret, envid, body, transid, sizeParam, verb string, size int64, exts uint16, flags uint8) {
+		in := fzEnvInput{from, to1, to2, to3, notify, orcpt, ret, envid, body, transid, sizeParam, verb, size, exts, flags}
+		fzCheckEnvelope(t, in, false)
+		fzCheckEnvelope(t, in, true)
+	})
+}
+
+// FuzzXtext checks xtext (RFC 3461 §4): only "!" to "~" without "=", "+"
+// only in "+HH" with upper-case hex, the shortest encoding, and a strict
+// decoder gets the input back.
+func FuzzXtext(f *testing.F) {
+	for _, s := range []string{"", "abc", "a+b", "a=b", "a b", "+", "=", "~!", "\x00\x7f\x80\xff", "rfc822;user@example.com", "Grüße"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		x := xtext(s)
+		for i := 0; i < len(x); i++ {
+			if c := x[i]; c < '!' || c > '~' || c == '=' {
+				t.Fatalf("xtext(%q) = %q: octet %q at %d", s, x, c, i)
+			}
+		}
+		d, ok := fzXtextDecode(x)
+		if !ok || d != s {
+			t.Fatalf("xtext(%q) = %q, decodes to %q (ok %v)", s, x, d, ok)
+		}
+		if s != "" && !fzIsValue(x) {
+			t.Fatalf("xtext(%q) = %q is not an esmtp-value", s, x)
+		}
+		if len(x) > 3*len(s) {
+			t.Fatalf("xtext(%q) = %q: longer than 3 octets per octet", s, x)
+		}
+	})
+}
+
+// FuzzValidateLine checks validateLine and validateAddress against their
+// contracts: a line argument may hold anything but CR, LF and NUL (ErrCRLF,
+// ErrNUL, for the first one found); an address not angle brackets either,
+// and at most 254 octets.
+func FuzzValidateLine(f *testing.F) {
+	for _, s := range []string{
+		"", "a@example.org", "a\r\nb", "a\rb", "a\nb", "a\x00b", "\x00\r", "\r\x00", "<a@b>", "a>b", "\"a b\"@c",
+		"jöran@bücher.de", "[192.0.2.1]", strings.Repeat("x", 254), strings.Repeat("x", 255), "\xff\xfe", "\t\x7f",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want error
+		if i := strings.IndexAny(s, "\r\n\x00"); i >= 0 {
+			want = ErrCRLF
+			if s[i] == 0 {
+				want = ErrNUL
+			}
+		}
+		if err := validateLine(s); err != want {
+			t.Fatalf("validateLine(%q) = %v, want %v", s, err, want)
+		}
+		err := validateAddress(s)
+		if fzValidAddr(s) != (err == nil) {
+			t.Fatalf("validateAddress(%q) = %v", s, err)
+		}
+		if want != nil && !errors.Is(err, want) {
+			t.Fatalf("validateAddress(%q) = %v, want %v", s, err, want)
+		}
+	})
+}
