@@ -2,18 +2,14 @@ package smtp
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/resmtp/smtp/internal/smtptest"
 )
 
 // scriptServer plays one scripted SMTP conversation over a real loopback
@@ -169,46 +165,21 @@ func (s *scriptServer) Raw() string {
 	return s.raw.String()
 }
 
-// testServerTLSConfig returns a server config with a self-signed
-// certificate for "localhost" and 127.0.0.1, made once per test binary.
+// testServerTLSConfig returns a server config with smtptest's certificate
+// for "localhost" and 127.0.0.1.
 func testServerTLSConfig(t testing.TB) *tls.Config {
-	testCertOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "localhost"},
-			DNSNames:              []string{"localhost"},
-			IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-			ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			BasicConstraintsValid: true,
-			IsCA:                  true,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		cert, _ := x509.ParseCertificate(der)
-		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-		testRoots = x509.NewCertPool()
-		testRoots.AddCert(cert)
-	})
-	return &tls.Config{Certificates: []tls.Certificate{testCert}}
+	server, _, err := smtptest.TLSConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server
 }
 
 // testClientTLSConfig trusts the certificate of testServerTLSConfig.
 func testClientTLSConfig(t testing.TB) *tls.Config {
-	testServerTLSConfig(t)
-	return &tls.Config{ServerName: "localhost", RootCAs: testRoots}
+	_, client, err := smtptest.TLSConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
-
-var (
-	testCertOnce sync.Once
-	testCert     tls.Certificate
-	testRoots    *x509.CertPool
-)

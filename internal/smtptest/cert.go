@@ -64,3 +64,17 @@ func generateCert() (tls.Certificate, *x509.Certificate, error) {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf, nil
 }
+
+// TLSConfigs returns a server configuration holding the shared test
+// certificate and a client configuration that trusts it (ServerName
+// "localhost"), for tests that run a TLS peer of their own. It returns the
+// error of generating the certificate, if any.
+func TLSConfigs() (server, client *tls.Config, err error) {
+	cert, leaf, err := loadCert()
+	if err != nil {
+		return nil, nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, &tls.Config{ServerName: "localhost", RootCAs: roots}, nil
+}
