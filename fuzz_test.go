@@ -707,14 +707,13 @@ func fzCheckEnvelope(t *testing.T, in fzEnvInput, compat bool) {
 		// RFC 821 §3.4 verbs, which take no parameters (RFC 1869 defines
 		// them for MAIL and RCPT only).
 		wantOK = basicOK && env.Body == "" && !env.SMTPUTF8 && env.Ret == "" && env.EnvID == "" && !env.RequireTLS && env.TransID == ""
-		{
-			ascii := fzASCII(env.From)
-			for _, r := range env.To {
-				ascii = ascii && fzASCII(r.Addr)
-				wantOK = wantOK && len(r.Notify) == 0 && r.ORCPT == ""
-			}
-			wantOK = wantOK && ascii
+		// Nor DSN parameters, nor non-ASCII addresses (no SMTPUTF8).
+		ascii := fzASCII(env.From)
+		for _, r := range env.To {
+			ascii = ascii && fzASCII(r.Addr)
+			wantOK = wantOK && len(r.Notify) == 0 && r.ORCPT == ""
 		}
+		wantOK = wantOK && ascii
 	case env.Verb != "" && env.Verb != MailMAIL:
 		wantOK = false
 	case compat:
