@@ -176,12 +176,13 @@ func (c *Client) next() (*Cmd, error) {
 		x.Err = protocolError("reply out of step with the commands: "+strconv.Itoa(x.Reply.Code)+" to "+x.cmd.verb, []byte(x.Reply.Msg()), nil)
 		return x, c.fail(x.Err)
 	}
+	if x.Reply.Code == 421 && c.closing == nil {
+		// RFC 5321 §3.8: the server is closing the channel, whatever the
+		// command expected.
+		c.closing = x.Reply.err()
+	}
 	if !x.Reply.matches(x.cmd.expect) {
-		e := x.Reply.err()
-		x.Err = e
-		if e.Code == 421 && c.closing == nil {
-			c.closing = e
-		}
+		x.Err = x.Reply.err()
 	}
 	return x, nil
 }

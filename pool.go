@@ -102,7 +102,6 @@ type poolConn struct {
 	host   *poolHost
 	idleAt time.Time // when it last became idle
 	sends  int
-	got421 bool // a 421 was read: the server is closing the channel
 }
 
 // Send sends one message to the server at addr ("host:port") over a
@@ -253,20 +252,6 @@ func (p *Pool) dial(ctx context.Context, h *poolHost) (*poolConn, error) {
 		d = *p.Dialer
 	}
 	pc := &poolConn{host: h}
-	user := d.Trace
-	tr := &ClientTrace{}
-	if user != nil {
-		*tr = *user
-	}
-	tr.ReplyRead = func(r *Reply) {
-		if r.Code == 421 {
-			pc.got421 = true
-		}
-		if user != nil && user.ReplyRead != nil {
-			user.ReplyRead(r)
-		}
-	}
-	d.Trace = tr
 	c, err := d.Dial(ctx, h.addr)
 	if err == nil && p.Auth != nil {
 		if err = c.AuthContext(ctx, p.Auth); err != nil {
@@ -295,7 +280,7 @@ func (p *Pool) check(ctx context.Context, pc *poolConn) error {
 // put gives a connection back after a Send: to a waiting Send, to the idle
 // list, or to retire.
 func (p *Pool) put(pc *poolConn) {
-	reuse := pc.c.err == nil && !pc.got421 &&
+	reuse := pc.c.err == nil && pc.c.closing == nil &&
 		(p.MaxMessagesPerConn <= 0 || pc.sends < p.MaxMessagesPerConn)
 	p.mu.Lock()
 	if !reuse || p.closed {
@@ -374,7 +359,7 @@ func (p *Pool) retire(pcs ...*poolConn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), poolQuitTimeout)
 	for _, pc := range pcs {
-		if pc.c.err == nil && !pc.got421 {
+		if pc.c.err == nil && pc.c.closing == nil {
 			pc.c.QuitContext(ctx)
 		}
 		pc.c.Close()
