@@ -401,5 +401,6 @@ func (c *conn) endOfData(t *transaction, via string) error {
 	// The checkpoint entry (c.cpKey) is kept until the client shows it saw
 	// this reply (RSET, MAIL, QUIT, ...).
 	c.tx, c.dataWire = nil, 0
+	c.idleArmed = true
 	return c.sendRaw(c.format(250, "2.0.0", "Ok: queued as "+qid), verbs...)
 }

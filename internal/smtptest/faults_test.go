@@ -229,3 +229,30 @@ func TestSetFaultsAppliesToLaterConnections(t *testing.T) {
 	c := dial(t, s)
 	c.expect(554)
 }
+
+func TestFaultIdleCloseAfterMessage(t *testing.T) {
+	const idle = 250 * time.Millisecond
+	s := newTestServer(t, Config{Faults: Faults{IdleCloseAfterMessage: idle}})
+	c := ehlo(t, s)
+	send := func() {
+		c.cmd("MAIL FROM:<a@x>", "RCPT TO:<b@x>", "DATA")
+		c.expect(250)
+		c.expect(250)
+		c.expect(354)
+		c.write("hello\r\n.\r\n")
+		c.expect(250)
+	}
+	c.expectSilence(2 * idle) // idle before any message: left open
+	send()
+	c.cmd("NOOP") // input within the period disarms the fault
+	c.expect(250)
+	c.expectSilence(2 * idle) // no message since: still open
+	send()
+	start := time.Now()
+	c.expectClosed()
+	assert.GreaterOrEqual(t, time.Since(start), idle/2)
+	assert.Len(t, s.Messages(), 2)
+	tr := s.Transcript(1)
+	assert.Contains(t, tr, "* close: fault IdleCloseAfterMessage (idle 250ms)")
+	assert.Equal(t, "* close: fault IdleCloseAfterMessage (idle 250ms)", tr[len(tr)-1])
+}

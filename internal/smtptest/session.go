@@ -45,6 +45,8 @@ type conn struct {
 	authUser         string
 	authed           bool
 
+	idleArmed bool // a message was just accepted (IdleCloseAfterMessage)
+
 	tx       *transaction
 	cpKey    string // TRANSID of a checkpoint entry this connection owns
 	dataWire int64  // data octets of the current transaction (fault counter)
@@ -167,7 +169,7 @@ func (c *conn) serve() {
 	err := c.greet()
 	for err == nil {
 		var line string
-		line, err = c.readLine()
+		line, err = c.readCommand()
 		if err == errLineTooLong {
 			c.record("C: <line too long, discarded>")
 			err = c.reply("", 500, "5.5.2", "Error: line too long")
@@ -183,6 +185,38 @@ func (c *conn) serve() {
 	if err != errClose {
 		c.record("* close: " + err.Error())
 	}
+}
+
+// readCommand reads the next command line like readLine, first applying
+// Faults.IdleCloseAfterMessage if a message was just accepted.
+func (c *conn) readCommand() (string, error) {
+	idle := c.f.IdleCloseAfterMessage
+	if !c.idleArmed || idle <= 0 {
+		return c.readLine()
+	}
+	c.idleArmed = false
+	if c.r.Buffered() > 0 {
+		return c.readLine() // the client has already sent more
+	}
+	if err := c.flush(); err != nil {
+		return "", err
+	}
+	if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		return "", err
+	}
+	_, err := c.r.Peek(1)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.record(fmt.Sprintf("* close: fault IdleCloseAfterMessage (idle %v)", idle))
+		return "", errClose
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+		return "", err
+	}
+	return c.readLine()
 }
 
 // readLine reads one command line, without its line ending.

@@ -292,6 +292,13 @@ type Faults struct {
 	// data, when there are more (the message is stored as usual: the
 	// RFC 2033 section 5 partial-reply case).
 	LMTPCloseAfterReplies int
+	// IdleCloseAfterMessage, if > 0, makes the server close the connection
+	// cleanly (FIN, as after QUIT) when the client sends nothing for this
+	// long after the server flushed the 250 reply accepting a message (the
+	// end of DATA, or BDAT LAST), as a server's idle timeout would. Any
+	// input within the period disarms it until the next accepted message.
+	// The close is recorded as "* close: fault IdleCloseAfterMessage".
+	IdleCloseAfterMessage time.Duration
 }
 
 // Message is a message accepted by the server (final 250 sent or about to
