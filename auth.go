@@ -191,7 +191,7 @@ func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 // net/smtp, after a failure the client sends "*" and QUIT and closes the
 // connection. Credentials never reach a ClientTrace hook.
 func (c *Client) Auth(a Auth) error {
-	return c.AuthContext(context.Background(), a)
+	return c.compatErr(c.AuthContext(context.Background(), a))
 }
 
 // AuthContext is Auth bounded by ctx.

@@ -114,7 +114,6 @@ const (
 type Batch struct {
 	c      *Client
 	end    func(error) error
-	compat bool
 	pipe   bool
 	chunk  bool
 	open   []*txn // sent, outcome not reported yet, oldest first
@@ -151,10 +150,6 @@ type txn struct {
 // Close or Quit; cancelling it closes the connection. NewBatch returns an
 // error if the Client is unusable or busy.
 func (c *Client) NewBatch(ctx context.Context) (*Batch, error) {
-	return c.newBatch(ctx, false)
-}
-
-func (c *Client) newBatch(ctx context.Context, compat bool) (*Batch, error) {
 	if err := c.hello(ctx); err != nil {
 		return nil, err
 	}
@@ -162,7 +157,7 @@ func (c *Client) newBatch(ctx context.Context, compat bool) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Batch{c: c, end: end, compat: compat, pipe: c.pipelining(), chunk: !compat && !c.lmtp && c.chunking()}
+	b := &Batch{c: c, end: end, pipe: c.pipelining(), chunk: !c.lmtp && c.chunking()}
 	c.batch = b
 	if b.pipe {
 		c.startPump()
@@ -198,7 +193,7 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	if size <= 0 {
 		size = bodySize(msg)
 	}
-	lines, err := c.buildEnvelope(env, size, b.compat)
+	lines, err := c.buildEnvelope(env, size)
 	if err != nil {
 		return err
 	}
@@ -290,12 +285,6 @@ func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
 		if err := b.step(x); err != nil {
 			return false, err
 		}
-		if !b.pipe && b.compat && x.Err != nil {
-			// net/smtp's SendMail stops at the first refused recipient.
-			b.c.needRset = true
-			b.finish(t)
-			return false, nil
-		}
 	}
 	if !b.pipe && t.accepted() == 0 {
 		b.c.needRset = true // the server holds the MAIL
@@ -385,7 +374,7 @@ func (c *Client) writeData(m *message, skip int64) (int64, error) {
 			return 0, c.fail(fmt.Errorf("%w (the connection is closed, as DATA cannot be withdrawn)", err))
 		}
 		if c.err == nil {
-			c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+			c.fail(netError("writing message data", err))
 		}
 		return 0, c.err
 	}
@@ -479,7 +468,7 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 		_, err = c.bw.Write(chunk)
 		c.writeTimeout = 0
 		if err != nil {
-			return c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+			return c.fail(netError("writing message data", err))
 		}
 		t.chunks = append(t.chunks, x)
 		t.end = x

@@ -359,7 +359,7 @@ func TestBatch_BodyReadError(t *testing.T) {
 		c := dialTest(t, srv, nil)
 		_, err := c.Send(context.Background(), &Envelope{From: "a@b.example", To: Recipients("c@d.example")}, body())
 		require.ErrorIs(t, err, boom)
-		require.ErrorIs(t, c.Noop(), ErrClosed)
+		require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
 		time.Sleep(50 * time.Millisecond)
 		assert.Empty(t, srv.Messages())
 	})

@@ -257,7 +257,7 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 	if size <= 0 {
 		size = r.m.size
 	}
-	lines, err := c.buildEnvelope(&env, size, false)
+	lines, err := c.buildEnvelope(&env, size)
 	if err != nil {
 		return nil, err, false
 	}
@@ -285,7 +285,7 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 				return nil, err, false
 			}
 			r.env.TransID = env.TransID
-			if lines, err = c.buildEnvelope(&env, size, false); err != nil {
+			if lines, err = c.buildEnvelope(&env, size); err != nil {
 				return nil, err, false
 			}
 			if err := r.save(ctx, c, addr); err != nil {

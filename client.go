@@ -58,6 +58,8 @@ type Client struct {
 	needRset     bool         // the server may hold a failed transaction: RSET first
 
 	strict       bool // made by a Dialer: replies nobody asked for are an error
+	callerConn   bool // made by NewClient: the conn's deadlines are the caller's
+	connClosed   bool // the Client closed the connection after a failure
 	lmtp         bool // speaks LMTP (RFC 2033)
 	noPipelining bool
 	noChunking   bool
@@ -80,29 +82,49 @@ const (
 // Dial returns a new Client connected to an SMTP server at addr.
 // The addr must include a port, as in "mail.example.com:smtp".
 //
-// Dial waits for the server's greeting within the default Timeouts. It
-// returns the dial error, or an *Error if the greeting is not 220.
+// Dial returns the dial error, or net/smtp's error for a failed greeting (a
+// *textproto.Error if it is not 220). The Client owns the connection, so,
+// unlike net/smtp's, it bounds every step with the default Timeouts (RFC
+// 5321 §4.5.3.2: five minutes for most replies): a stalled server ends the
+// call with a *net.OpError whose Timeout() is true instead of blocking it
+// forever. Use a Dialer to choose the Timeouts.
 func Dial(addr string) (*Client, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	host, _, _ := net.SplitHostPort(addr)
-	return NewClient(conn, host)
+	return newCompatClient(conn, host, false)
 }
 
 // NewClient returns a new Client using an existing connection and host as a
 // server name to be used when authenticating. It reads the server's 220
-// greeting; if that fails, it closes conn and returns the error (an *Error
-// for a greeting other than 220).
+// greeting; if that fails, it closes conn and returns net/smtp's error (a
+// *textproto.Error for a greeting other than 220).
+//
+// The connection's deadlines belong to the caller, as with net/smtp: the
+// Client never sets or clears them, so a deadline set on conn bounds every
+// call made through the Client, and without one a stalled server blocks a
+// call until the connection ends. (The Context methods are bounded by their
+// context: when it ends, the connection is closed.)
 //
 // The Client introduces itself as "localhost", as net/smtp's does; use a
 // Dialer or Hello to give a real name, which many servers require.
 func NewClient(conn net.Conn, host string) (*Client, error) {
-	c := newClient(conn, host, "localhost", &clientConfig{})
+	return newCompatClient(conn, host, true)
+}
+
+// newCompatClient makes the Client of Dial and NewClient and reads the
+// greeting.
+func newCompatClient(conn net.Conn, host string, callerConn bool) (*Client, error) {
+	cfg := &clientConfig{callerConn: callerConn}
+	if callerConn {
+		cfg.timeouts = noTimeouts()
+	}
+	c := newClient(conn, host, "localhost", cfg)
 	if err := c.greet(context.Background()); err != nil {
 		c.Text.Close()
-		return nil, err
+		return nil, c.compatErr(err)
 	}
 	return c, nil
 }
@@ -114,6 +136,7 @@ type clientConfig struct {
 	maxLineLength int
 	maxReplySize  int
 	strict        bool
+	callerConn    bool
 	lmtp          bool
 	noPipelining  bool
 	noChunking    bool
@@ -131,6 +154,7 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		raw:        conn,
 
 		strict:       cfg.strict,
+		callerConn:   cfg.callerConn,
 		lmtp:         cfg.lmtp,
 		noPipelining: cfg.noPipelining,
 		noChunking:   cfg.noChunking,
@@ -188,11 +212,13 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 	// group or a Text line that fills the buffer) must neither block
 	// forever on a peer that stopped reading nor inherit a deadline set
 	// long before (RFC 5321 §4.5.3.2).
-	t := d.c.writeTimeout
-	if t == 0 {
-		t = d.c.timeouts.Command
+	if !d.c.callerConn {
+		t := d.c.writeTimeout
+		if t == 0 {
+			t = d.c.timeouts.Command
+		}
+		d.Conn.SetWriteDeadline(d.c.deadline(t))
 	}
-	d.Conn.SetWriteDeadline(d.c.deadline(t))
 	return d.Conn.Write(p)
 }
 
@@ -209,8 +235,12 @@ func (c *Client) deadline(timeout time.Duration) time.Time {
 	return d
 }
 
+// setReadDeadline bounds the next read, unless the connection's deadlines
+// are the caller's.
 func (c *Client) setReadDeadline(timeout time.Duration) {
-	c.conn.SetReadDeadline(c.deadline(timeout))
+	if !c.callerConn {
+		c.conn.SetReadDeadline(c.deadline(timeout))
+	}
 }
 
 // begin starts a blocking call bounded by ctx. The returned end must be
@@ -263,7 +293,7 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 			}
 			return nil
 		}
-		if c.err == nil {
+		if c.err == nil && !c.callerConn {
 			c.conn.SetDeadline(time.Time{})
 		}
 		return err
@@ -288,8 +318,14 @@ func (c *Client) fail(err error) error {
 	}
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %w", ErrClosed, err)
-		c.raw.Close()
-		c.conn.Close()
+		// A Client from NewClient or Dial leaves the connection open, as
+		// net/smtp's does, until Close or Quit; one from a Dialer closes
+		// it now. A pump still reading needs the close to stop.
+		if c.strict || c.pump != nil {
+			c.connClosed = true
+			c.raw.Close()
+			c.conn.Close()
+		}
 	}
 	return err
 }
@@ -307,10 +343,15 @@ func (c *Client) greet(ctx context.Context) (err error) {
 	return end(x.Err)
 }
 
-// Close closes the connection without sending QUIT.
+// Close closes the connection without sending QUIT. It returns the error of
+// closing the connection, as net/smtp's does, or nil if the Client had
+// already closed it after a failure.
 func (c *Client) Close() error {
 	if c.err == nil {
 		c.err = ErrClosed
+	}
+	if c.connClosed {
+		return nil
 	}
 	return c.Text.Close()
 }
@@ -320,7 +361,9 @@ func (c *Client) hello(ctx context.Context) error {
 	if !c.didHello {
 		c.didHello = true
 		err := c.ehlo(ctx)
-		if err != nil && !c.lmtp && fallBackToHELO(err) {
+		if err != nil && !c.lmtp && (!c.strict || fallBackToHELO(err)) {
+			// A Client from NewClient or Dial tries HELO after any
+			// failure of EHLO, as net/smtp's does.
 			err = c.helo(ctx)
 		}
 		c.helloError = err
@@ -346,7 +389,7 @@ func fallBackToHELO(err error) bool {
 // already sent; otherwise the error of the exchange, if both EHLO and HELO
 // failed.
 func (c *Client) Hello(localName string) error {
-	return c.HelloContext(context.Background(), localName)
+	return c.compatErr(c.HelloContext(context.Background(), localName))
 }
 
 // HelloContext is Hello bounded by ctx.
@@ -424,7 +467,7 @@ func (c *Client) simple(ctx context.Context, cmd command, format string, args ..
 // then returns a *ProtocolError and closes the connection. A reply other than
 // 220 returns an *Error; a failed handshake closes the connection.
 func (c *Client) StartTLS(config *tls.Config) error {
-	return c.StartTLSContext(context.Background(), config)
+	return c.compatErr(c.StartTLSContext(context.Background(), config))
 }
 
 // StartTLSContext is StartTLS bounded by ctx.
@@ -455,13 +498,15 @@ func (c *Client) handshake(config *tls.Config) error {
 		return c.fail(protocolError("data received after the STARTTLS 220 reply and before the TLS handshake (response injection, RFC 3207 §6)", b, nil))
 	}
 	tc := tls.Client(c.conn, config)
-	tc.SetDeadline(c.deadline(c.timeouts.Command))
+	if !c.callerConn {
+		tc.SetDeadline(c.deadline(c.timeouts.Command))
+	}
 	err := tc.Handshake()
 	if t := c.trace; t != nil && t.TLSHandshakeDone != nil {
 		t.TLSHandshakeDone(tc.ConnectionState(), err)
 	}
 	if err != nil {
-		return c.fail(fmt.Errorf("smtp: TLS handshake: %w", err))
+		return c.fail(netError("TLS handshake", err))
 	}
 	c.setConn(tc)
 	c.tls = true
@@ -486,7 +531,7 @@ func (c *Client) TLSConnectionState() (state tls.ConnectionState, ok bool) {
 // does not necessarily indicate an invalid address. Many servers
 // will not verify addresses for security reasons.
 func (c *Client) Verify(addr string) error {
-	return c.VerifyContext(context.Background(), addr)
+	return c.compatErr(c.VerifyContext(context.Background(), addr))
 }
 
 // VerifyContext is Verify bounded by ctx.
@@ -510,7 +555,7 @@ func (c *Client) VerifyContext(ctx context.Context, addr string) error {
 // Mail returns ErrCRLF or ErrNUL for a bad address, and an *Error if the
 // server does not answer 250.
 func (c *Client) Mail(from string) error {
-	return c.MailContext(context.Background(), from)
+	return c.compatErr(c.MailContext(context.Background(), from))
 }
 
 // MailContext is Mail bounded by ctx.
@@ -521,17 +566,21 @@ func (c *Client) MailContext(ctx context.Context, from string) error {
 	if err := c.hello(ctx); err != nil {
 		return err
 	}
-	cmdStr := "MAIL FROM:<%s>"
-	if c.ext != nil {
-		if _, ok := c.ext["8BITMIME"]; ok {
-			cmdStr += " BODY=8BITMIME"
-		}
-		if _, ok := c.ext["SMTPUTF8"]; ok {
-			cmdStr += " SMTPUTF8"
-		}
-	}
-	_, err := c.simple(ctx, command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, cmdStr, from)
+	_, err := c.simple(ctx, command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, "%s", c.mailLine(from))
 	return err
+}
+
+// mailLine returns net/smtp's MAIL command for from: with BODY=8BITMIME and
+// SMTPUTF8 when the server offers them.
+func (c *Client) mailLine(from string) string {
+	line := "MAIL FROM:<" + from + ">"
+	if _, ok := c.ext["8BITMIME"]; ok {
+		line += " BODY=8BITMIME"
+	}
+	if _, ok := c.ext["SMTPUTF8"]; ok {
+		line += " SMTPUTF8"
+	}
+	return line
 }
 
 // Rcpt issues a RCPT command to the server using the provided email address.
@@ -541,7 +590,7 @@ func (c *Client) MailContext(ctx context.Context, from string) error {
 // Rcpt returns ErrCRLF or ErrNUL for a bad address, and an *Error unless the
 // server answers 250 or 251.
 func (c *Client) Rcpt(to string) error {
-	return c.RcptContext(context.Background(), to)
+	return c.compatErr(c.RcptContext(context.Background(), to))
 }
 
 // RcptContext is Rcpt bounded by ctx.
@@ -556,7 +605,7 @@ func (c *Client) RcptContext(ctx context.Context, to string) error {
 // Reset sends the RSET command to the server, aborting the current mail
 // transaction. It returns an *Error unless the server answers 250.
 func (c *Client) Reset() error {
-	return c.ResetContext(context.Background())
+	return c.compatErr(c.ResetContext(context.Background()))
 }
 
 // ResetContext is Reset bounded by ctx.
@@ -575,7 +624,7 @@ func (c *Client) ResetContext(ctx context.Context) error {
 // that the connection to the server is okay. It returns an *Error unless the
 // server answers 250.
 func (c *Client) Noop() error {
-	return c.NoopContext(context.Background())
+	return c.compatErr(c.NoopContext(context.Background()))
 }
 
 // NoopContext is Noop bounded by ctx.
@@ -591,7 +640,7 @@ func (c *Client) NoopContext(ctx context.Context) error {
 // It returns an *Error unless the server answers 221; the connection is
 // closed only after a 221.
 func (c *Client) Quit() error {
-	return c.QuitContext(context.Background())
+	return c.compatErr(c.QuitContext(context.Background()))
 }
 
 // QuitContext is Quit bounded by ctx.
@@ -630,6 +679,7 @@ func (c *Client) Extension(ext string) (bool, string) {
 type dataWriter struct {
 	c      *Client
 	end    func(error) error
+	compat bool // from Data: net/smtp's errors
 	closed bool
 	next   int64 // the count at which DataProgress is called next
 	total  int64 // the size for DataProgress, or -1
@@ -641,15 +691,30 @@ type dataWriter struct {
 // Data must be preceded by one or more calls to [Client.Rcpt].
 //
 // The writer converts the message to canonical form and dot-stuffs it (see
-// DotWriter). Its Close sends the final "." and returns an *Error unless the
-// server answers 250. Data returns an *Error unless the server answers 354.
+// DotWriter). Its Close sends the final "." and returns a *textproto.Error
+// unless the server answers 250. Data returns a *textproto.Error unless the
+// server answers 354. A failure of the connection is returned as the
+// network's error, as net/smtp does.
 func (c *Client) Data() (io.WriteCloser, error) {
-	return c.DataContext(context.Background())
+	w, err := c.data(context.Background(), true)
+	if err != nil {
+		return nil, c.compatErr(err)
+	}
+	return w, nil
 }
 
 // DataContext is Data bounded by ctx: the context bounds the whole data
-// phase, up to and including the returned writer's Close.
+// phase, up to and including the returned writer's Close. It and the
+// writer return an *Error for a refusal.
 func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
+	w, err := c.data(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (c *Client) data(ctx context.Context, compat bool) (*dataWriter, error) {
 	end, err := c.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -662,10 +727,18 @@ func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
 	} else {
 		c.dot.Reset(c.bw)
 	}
-	return &dataWriter{c: c, end: end, next: ProgressInterval, total: -1}, nil
+	return &dataWriter{c: c, end: end, compat: compat, next: ProgressInterval, total: -1}, nil
 }
 
 func (w *dataWriter) Write(p []byte) (int, error) {
+	n, err := w.writeProgress(p)
+	if err != nil && w.compat {
+		err = w.c.compatErr(err)
+	}
+	return n, err
+}
+
+func (w *dataWriter) writeProgress(p []byte) (int, error) {
 	c := w.c
 	if w.closed {
 		return 0, errors.New("smtp: write after close of DATA writer")
@@ -701,7 +774,7 @@ func (w *dataWriter) write(p []byte) (int, error) {
 	n, err := c.dot.Write(p)
 	c.writeTimeout = 0
 	if err != nil {
-		return n, c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+		return n, c.fail(netError("writing message data", err))
 	}
 	return n, nil
 }
@@ -711,8 +784,11 @@ func (w *dataWriter) Close() error {
 		return errors.New("smtp: DATA writer already closed")
 	}
 	w.closed = true
-	err := w.c.finishData()
-	return w.end(err)
+	err := w.end(w.c.finishData())
+	if w.compat {
+		err = w.c.compatErr(err)
+	}
+	return err
 }
 
 // finishData ends the message with "." and reads the reply to it.
@@ -724,7 +800,7 @@ func (c *Client) finishData() error {
 	err := c.dot.Close()
 	c.writeTimeout = 0
 	if err != nil {
-		return c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+		return c.fail(netError("writing message data", err))
 	}
 	if t := c.trace; t != nil && t.DataProgress != nil {
 		t.DataProgress(c.dot.Count(), c.dot.Count())
@@ -755,8 +831,18 @@ func (c *Client) finishData() error {
 // parameter but not including it in the msg headers.
 //
 // SendMail returns ErrCRLF or ErrNUL for a bad address before connecting,
-// the dial error, or the first failure of the session (an *Error for a
-// refusing reply). Every step is bounded by the default Timeouts.
+// the dial error, or net/smtp's error for the first failure of the session:
+// a *textproto.Error for a refusing reply, the network's error for a broken
+// connection. Every step is bounded by the default Timeouts (see Dial).
+//
+// The message is delivered to all of the recipients or to none, as with
+// net/smtp: when the server refuses one of them, SendMail returns that
+// refusal and the message is not sent. With PIPELINING, MAIL, every RCPT
+// and DATA go out in one group (three client turns in all); if a recipient
+// was refused but the server still answered DATA with 354, SendMail closes
+// the connection without sending the message, which makes the server drop
+// the transaction (RFC 5321 §4.1.1.10; an RSET there would be read as
+// message text, and a lone "." would deliver an empty message).
 func SendMail(addr string, a Auth, from string, to []string, msg []byte) error {
 	if err := validateLine(from); err != nil {
 		return err
@@ -771,8 +857,7 @@ func SendMail(addr string, a Auth, from string, to []string, msg []byte) error {
 		return err
 	}
 	defer c.Close()
-	ctx := context.Background()
-	if err = c.hello(ctx); err != nil {
+	if err = c.compatErr(c.hello(context.Background())); err != nil {
 		return err
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
@@ -789,32 +874,84 @@ func SendMail(addr string, a Auth, from string, to []string, msg []byte) error {
 			return err
 		}
 	}
-	// The transaction goes through the same path as Batch: with PIPELINING,
-	// MAIL, the RCPTs and DATA are one group and the end of the data goes
-	// with QUIT; without it, the commands go one by one as in net/smtp.
-	b, err := c.newBatch(ctx, true)
-	if err != nil {
+	if c.pipelining() {
+		return c.compatErr(c.sendMailPipelined(from, to, msg))
+	}
+	if err = c.Mail(from); err != nil {
 		return err
 	}
-	var sendErr error
-	sent := false
-	err = b.Send(&Envelope{From: from, To: Recipients(to...)}, bytes.NewReader(msg), func(r *Result, e error) {
-		sent, sendErr = true, e
-	})
-	if err != nil {
-		b.Close()
-		return err
-	}
-	if sent && sendErr != nil {
-		// Refused before the end of the data: net/smtp returns without QUIT.
-		b.Close()
-		return sendErr
-	}
-	if err := b.Quit(); err != nil {
-		if sendErr != nil {
-			return sendErr
+	for _, addr := range to {
+		if err = c.Rcpt(addr); err != nil {
+			return err
 		}
+	}
+	w, err := c.Data()
+	if err != nil {
 		return err
 	}
-	return sendErr
+	if _, err = w.Write(msg); err != nil {
+		return err
+	}
+	if err = w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// sendMailPipelined is SendMail's transaction for a server that offers
+// PIPELINING: MAIL, the RCPTs and DATA in one group, then the message, "."
+// and QUIT in another.
+func (c *Client) sendMailPipelined(from string, to []string, msg []byte) error {
+	end, err := c.begin(context.Background())
+	if err != nil {
+		return err
+	}
+	cmds := make([]*Cmd, 0, len(to)+2)
+	lines := make([]string, 0, len(to)+2)
+	add := func(verb string, expect int, line string) *Cmd {
+		x := &Cmd{cmd: command{verb: verb, expect: expect, timeout: c.commandTimeout(verb)}}
+		cmds, lines = append(cmds, x), append(lines, line)
+		return x
+	}
+	add("MAIL", 250, c.mailLine(from))
+	for _, addr := range to {
+		add("RCPT", 25, "RCPT TO:<"+addr+">")
+	}
+	data := add("DATA", 354, "DATA")
+	if err := c.execGroup(cmds, lines); err != nil {
+		return end(err)
+	}
+	// net/smtp's error: the first refusal in the order it sends the
+	// commands, before which it would have stopped.
+	for _, x := range cmds {
+		if x.Err == nil {
+			continue
+		}
+		if data.Err == nil {
+			// DATA was accepted for the other recipients, but the message
+			// must reach all of them or none: abandon the data phase by
+			// closing the connection.
+			c.fail(errors.New("smtp: SendMail abandoned the transaction after a refusal"))
+			c.Text.Close()
+		}
+		return end(x.Err)
+	}
+	if _, err := c.writeData(newMessage(bytes.NewReader(msg), false), 0); err != nil {
+		return end(err)
+	}
+	dot := c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	if t := c.trace; t != nil && t.CommandSent != nil {
+		t.CommandSent(".")
+	}
+	quit, err := c.queueLine(command{verb: "QUIT", expect: 221, timeout: c.timeouts.Command}, "QUIT")
+	if err == nil {
+		err = c.drain()
+	}
+	if err == nil {
+		err = dot.Err
+	}
+	if err == nil {
+		err = quit.Err
+	}
+	return end(err)
 }

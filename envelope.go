@@ -111,9 +111,8 @@ type envelopeLines struct {
 }
 
 // buildEnvelope checks env against the server's extensions and returns its
-// MAIL and RCPT lines. size is the declared size, or -1 if unknown. With
-// compat, MAIL carries exactly what net/smtp's Mail adds and RCPT nothing.
-func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelopeLines, error) {
+// MAIL and RCPT lines. size is the declared size, or -1 if unknown.
+func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error) {
 	if len(env.To) == 0 {
 		return nil, errors.New("smtp: no recipients")
 	}
@@ -161,19 +160,6 @@ func (c *Client) buildEnvelope(env *Envelope, size int64, compat bool) (*envelop
 	b.WriteString("MAIL FROM:<")
 	b.WriteString(env.From)
 	b.WriteString(">")
-	if compat {
-		if _, ok := c.ext["8BITMIME"]; ok {
-			b.WriteString(" BODY=8BITMIME")
-		}
-		if _, ok := c.ext["SMTPUTF8"]; ok {
-			b.WriteString(" SMTPUTF8")
-		}
-		l.mail = b.String()
-		for _, r := range env.To {
-			l.rcpts = append(l.rcpts, "RCPT TO:<"+r.Addr+">")
-		}
-		return l, nil
-	}
 	need := func(ext, what string) error {
 		if _, ok := c.ext[ext]; !ok {
 			return fmt.Errorf("%w: %s needs %s", ErrExtensionNotOffered, what, ext)

@@ -76,6 +76,8 @@ type ProtocolError struct {
 	Line string
 	// Err is ErrLineTooLong or ErrReplyTooLong when a limit was exceeded.
 	Err error
+
+	textproto string // net/textproto's text for the same line, if it rejects it too
 }
 
 func (e *ProtocolError) Error() string {

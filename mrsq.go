@@ -336,7 +336,7 @@ func (c *Client) mtpText(res *Result, from string, msg io.Reader, stored []int) 
 	err = c.dot.Close()
 	c.writeTimeout = 0
 	if err != nil {
-		return nil, c.fail(fmt.Errorf("smtp: writing message data: %w", err))
+		return nil, c.fail(netError("writing message data", err))
 	}
 	if t := c.trace; t != nil && t.DataProgress != nil {
 		t.DataProgress(c.dot.Count(), c.dot.Count())

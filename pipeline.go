@@ -76,7 +76,7 @@ func (c *Client) write(x *Cmd, traceLine string, line string) error {
 		_, err = c.bw.WriteString("\r\n")
 	}
 	if err != nil {
-		return c.fail(fmt.Errorf("smtp: writing %s: %w", x.cmd.verb, err))
+		return c.fail(netError("writing "+x.cmd.verb, err))
 	}
 	c.due(x)
 	if t := c.trace; t != nil && t.CommandSent != nil {
@@ -126,7 +126,7 @@ func (c *Client) flush() error {
 	err := c.bw.Flush()
 	c.writeTimeout = 0
 	if err != nil {
-		return c.fail(fmt.Errorf("smtp: writing commands: %w", err))
+		return c.fail(netError("writing commands", err))
 	}
 	return nil
 }
@@ -160,7 +160,7 @@ func (c *Client) next() (*Cmd, error) {
 		}
 	}
 	if err != nil {
-		x.Err = fmt.Errorf("smtp: reading reply to %s: %w", x.cmd.verb, err)
+		x.Err = netError("reading reply to "+x.cmd.verb, err)
 		return x, c.fail(x.Err)
 	}
 	if t := c.trace; t != nil && t.ReplyRead != nil {
@@ -451,8 +451,10 @@ func (p *Pipeline) Cmd(expect int, format string, args ...any) *Cmd {
 	return x
 }
 
-// Exec sends the group and reads every reply. It returns an error when the
-// group breaks the rules (then nothing is written) or when the connection
+// Exec sends the group and reads every reply, after the hello exchange if
+// none has been sent yet (as every method does on a Client from NewClient
+// or Dial). It returns an error when the group breaks the rules (then
+// nothing is written), when the hello fails, or when the connection
 // fails (an I/O, protocol or context error; the Client is then unusable).
 // A refusing reply is not an error of Exec: it is in that command's Err.
 func (p *Pipeline) Exec(ctx context.Context) error {
@@ -460,6 +462,9 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 		return p.err
 	}
 	c := p.c
+	if err := c.hello(ctx); err != nil {
+		return err
+	}
 	end, err := c.begin(ctx)
 	if err != nil {
 		return err

@@ -86,8 +86,9 @@ type replyReader struct {
 }
 
 // read reads one complete reply into rep. A reply that breaks the grammar or
-// the limits returns a *ProtocolError; an I/O error is returned as is, with
-// io.EOF turned into io.ErrUnexpectedEOF once part of a reply was read.
+// the limits returns a *ProtocolError; an I/O error is returned as is, except
+// that the end of the connection once part of a reply was read is an error
+// that matches io.ErrUnexpectedEOF.
 func (rr *replyReader) read(rep *Reply) error {
 	*rep = Reply{}
 	rep.Lines = rep.line0[:0]
@@ -96,7 +97,7 @@ func (rr *replyReader) read(rep *Reply) error {
 		line, err := rr.line()
 		if err != nil {
 			if err == io.EOF && len(rep.Lines) > 0 {
-				err = io.ErrUnexpectedEOF
+				err = &truncatedError{}
 			}
 			return err
 		}
@@ -106,6 +107,9 @@ func (rr *replyReader) read(rep *Reply) error {
 		}
 		code, more, text, perr := parseReplyLine(line)
 		if perr != nil {
+			if len(rep.Lines) == 0 {
+				perr.textproto = textprotoLineError(line)
+			}
 			return perr
 		}
 		if len(rep.Lines) == 0 {
@@ -130,7 +134,7 @@ func (rr *replyReader) line() ([]byte, error) {
 			return nil, protocolError("reply line exceeds the length limit", line, ErrLineTooLong)
 		}
 		if err == io.EOF && len(line) > 0 {
-			err = io.ErrUnexpectedEOF
+			err = &truncatedError{partialLine: true}
 		}
 		return nil, err
 	}
@@ -147,7 +151,7 @@ func (rr *replyReader) line() ([]byte, error) {
 // parseReplyLine splits a reply line into its code, whether more lines
 // follow, and its text. A code alone ("250") is accepted, as real MTAs accept
 // it. The code must match RFC 5321 §4.2's Reply-code: %x32-35 %x30-35 %x30-39.
-func parseReplyLine(line []byte) (code int, more bool, text []byte, err error) {
+func parseReplyLine(line []byte) (code int, more bool, text []byte, err *ProtocolError) {
 	if len(line) < 3 {
 		return 0, false, nil, protocolError("short reply line", line, nil)
 	}

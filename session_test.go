@@ -154,13 +154,13 @@ func TestSession_MalformedRepliesCloseTheConnection(t *testing.T) {
 			srv := newTestServer(t, smtptest.Config{Faults: smtptest.Faults{Reply: map[string]string{"NOOP": tt.reply}}})
 			c, err := (&Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled}).Dial(context.Background(), srv.Addr)
 			require.NoError(t, err)
-			err = c.Noop()
+			err = c.NoopContext(context.Background())
 			var pe *ProtocolError
 			require.ErrorAs(t, err, &pe)
 			if tt.limit != nil {
 				require.ErrorIs(t, err, tt.limit)
 			}
-			require.ErrorIs(t, c.Noop(), ErrClosed)
+			require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
 		})
 	}
 }
@@ -214,6 +214,6 @@ func TestSession_CancelDuringDataTermination(t *testing.T) {
 	err = w.Close()
 	assert.Less(t, time.Since(start), 100*time.Millisecond+50*time.Millisecond)
 	require.ErrorIs(t, err, context.Canceled)
-	err = c.Noop()
+	err = c.NoopContext(context.Background())
 	require.True(t, errors.Is(err, ErrClosed) && errors.Is(err, context.Canceled), "%v", err)
 }

@@ -31,3 +31,9 @@ func (t Timeouts) withDefaults() Timeouts {
 	def(&t.Command, 5*time.Minute)
 	return t
 }
+
+// noTimeouts returns the Timeouts of a Client on a connection whose
+// deadlines are the caller's: no limit of the Client's own.
+func noTimeouts() Timeouts {
+	return Timeouts{Greeting: -1, Mail: -1, Rcpt: -1, DataInit: -1, DataBlock: -1, DataTerm: -1, Command: -1}
+}
