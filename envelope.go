@@ -321,14 +321,21 @@ func notifyValue(v []string) (string, error) {
 }
 
 // validateAddress rejects an address that would break the command line or
-// its path: CR, LF, NUL, angle brackets, or more than the 256 octets of a
-// path (RFC 5321 §4.5.3.1.3).
+// its path: CR, LF, NUL, an angle bracket outside a quoted local part or an
+// address literal (where RFC 5321 §4.1.2 and §4.1.3 allow them, and where
+// ParsePath accepts them), or more than the 256 octets of a path (RFC 5321
+// §4.5.3.1.3).
 func validateAddress(addr string) error {
 	if err := validateLine(addr); err != nil {
 		return err
 	}
 	if strings.ContainsAny(addr, "<>") {
-		return fmt.Errorf("smtp: invalid address %q: angle brackets", addr)
+		if addr[0] == '<' || addr[len(addr)-1] == '>' {
+			return fmt.Errorf("smtp: invalid address %q: give it without angle brackets", addr)
+		}
+		if _, err := ParsePath("<" + addr + ">"); err != nil {
+			return fmt.Errorf("smtp: invalid address %q: angle brackets outside a quoted local part or an address literal", addr)
+		}
 	}
 	if len(addr) > 254 {
 		return fmt.Errorf("smtp: address of %d octets is longer than a path may be (RFC 5321 §4.5.3.1.3)", len(addr))

@@ -458,11 +458,40 @@ func (in fzEnvInput) envelope() *Envelope {
 	return env
 }
 
-// fzValidAddr is validateAddress's contract: no CR, LF, NUL or angle
-// brackets, and at most 254 octets, so that the path fits in RFC 5321
-// §4.5.3.1.3's 256.
+// fzValidAddr is validateAddress's contract: no CR, LF or NUL, at most 254
+// octets, so that the path fits in RFC 5321 §4.5.3.1.3's 256, and angle
+// brackets only inside a quoted local part or an address literal of a path
+// that ParsePath accepts (RFC 5321 §4.1.2, §4.1.3).
 func fzValidAddr(a string) bool {
-	return !strings.ContainsAny(a, "\r\n\x00<>") && len(a) <= 254
+	if strings.ContainsAny(a, "\r\n\x00") || len(a) > 254 {
+		return false
+	}
+	if !strings.ContainsAny(a, "<>") {
+		return true
+	}
+	_, err := ParsePath("<" + a + ">")
+	return err == nil && fzBracketsEnclosed(a)
+}
+
+// fzBracketsEnclosed reports whether every angle bracket in a stands inside
+// a quoted string or an address literal ("[...]").
+func fzBracketsEnclosed(a string) bool {
+	quoted, literal := false, false
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"' && !literal:
+			quoted = !quoted
+		case c == '[' && !quoted:
+			literal = true
+		case c == ']' && !quoted:
+			literal = false
+		case (c == '<' || c == '>') && !quoted && !literal:
+			return false
+		}
+	}
+	return true
 }
 
 func fzPrintable(s string) bool {
@@ -631,10 +660,27 @@ func fzParseCommand(t *testing.T, line, prefix, addr string) map[string]string {
 	if !ok {
 		t.Fatalf("line %q does not start with %q", line, prefix+"<")
 	}
-	path, rest, ok := strings.Cut(rest, ">")
-	if !ok || path != addr || strings.ContainsAny(path, "<>") {
-		t.Fatalf("line %q: path %q, want <%s>", line, path, addr)
+	// The path ends at the first ">" outside a quoted local part or an
+	// address literal, where RFC 5321 allows brackets.
+	end := -1
+	for i, quoted, literal := 0, false, false; i < len(rest) && end < 0; i++ {
+		switch c := rest[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"' && !literal:
+			quoted = !quoted
+		case c == '[' && !quoted:
+			literal = true
+		case c == ']' && !quoted:
+			literal = false
+		case c == '>' && !quoted && !literal:
+			end = i
+		}
 	}
+	if end < 0 || rest[:end] != addr || !fzBracketsEnclosed(addr) {
+		t.Fatalf("line %q: path ends at %d, want <%s>", line, end, addr)
+	}
+	rest = rest[end+1:]
 	params := map[string]string{}
 	if rest == "" {
 		return params
@@ -964,11 +1010,12 @@ func FuzzXtext(f *testing.F) {
 
 // FuzzValidateLine checks validateLine and validateAddress against their
 // contracts: a line argument may hold anything but CR, LF and NUL (ErrCRLF,
-// ErrNUL, for the first one found); an address not angle brackets either,
-// and at most 254 octets.
+// ErrNUL, for the first one found); an address none of those, at most 254
+// octets, and angle brackets only inside a quoted local part or an address
+// literal.
 func FuzzValidateLine(f *testing.F) {
 	for _, s := range []string{
-		"", "a@example.org", "a\r\nb", "a\rb", "a\nb", "a\x00b", "\x00\r", "\r\x00", "<a@b>", "a>b", "\"a b\"@c",
+		"", "a@example.org", "a\r\nb", "a\rb", "a\nb", "a\x00b", "\x00\r", "\r\x00", "<a@b>", "a>b", "\"a b\"@c", "0@[0:<]", "\"a>b\"@c", "a@b> SIZE=1", "\"a\"@b>",
 		"jöran@bücher.de", "[192.0.2.1]", strings.Repeat("x", 254), strings.Repeat("x", 255), "\xff\xfe", "\t\x7f",
 	} {
 		f.Add(s)

@@ -74,10 +74,14 @@ var ErrInvalidPath = errors.New("smtp: invalid path")
 //   - the whole path is at most 256 octets with its brackets (RFC 5321
 //     §4.5.3.1.3).
 //
-// Angle brackets are refused even within a quoted local part (a server's
-// parser may take the first ">" for the end of the path; the Client refuses
-// them too), and so are RFC 821's "#123" host numbers (RFC 5321 F.4: MUST
-// NOT be used). RFC 772 wrote a route with a comma before the mailbox
+// Angle brackets are accepted where RFC 5321's grammar allows them: inside
+// a quoted local part (qtextSMTP, §4.1.2) and inside a general address
+// literal (dcontent, §4.1.3), as in "<0@[x:<]>". The Client accepts exactly
+// those (see validateAddress): a bracket anywhere else could end the path
+// early and smuggle parameters onto the command line. RFC 821's backslash
+// escapes may not escape a bracket (RFC 5321 has no such escapes, so a
+// server would read "\>" as the end of the path), and RFC 821's "#123"
+// host numbers are refused (RFC 5321 F.4: MUST NOT be used). RFC 772 wrote a route with a comma before the mailbox
 // ("<@Y,@X,fubar@Z>"); ParsePath reads only the RFC 821 form, but the
 // Client sends whatever path it is given.
 //
@@ -292,8 +296,6 @@ func localPartLen(s string) (int, error) {
 				if i >= len(s) || s[i] < 32 || s[i] > 126 {
 					return 0, errors.New("invalid quoted pair in the local part")
 				}
-			case c == '<' || c == '>':
-				return 0, errors.New("angle bracket in the local part")
 			case c < 32 || c == 127:
 				return 0, fmt.Errorf("%q in the local part", c)
 			}

@@ -41,6 +41,12 @@ func TestParsePath(t *testing.T) {
 		{"<first.last+tag!#$%&'*/=?^_`{|}~-@a-1.b2.example>", Path{Mailbox: "first.last+tag!#$%&'*/=?^_`{|}~-@a-1.b2.example"}},
 		{"<jörg@bücher.example>", Path{Mailbox: "jörg@bücher.example"}}, // RFC 6531
 		{"<@1.2.3:x@123>", Path{Route: []string{"1.2.3"}, Mailbox: "x@123"}},
+		// Angle brackets where RFC 5321 allows them: qtextSMTP (§4.1.2)
+		// and dcontent (§4.1.3).
+		{`<"jo<e"@C>`, Path{Mailbox: `"jo<e"@C`}},
+		{`<"jo>e"@C>`, Path{Mailbox: `"jo>e"@C`}},
+		{"<0@[0:<]>", Path{Mailbox: "0@[0:<]"}},
+		{"<@[x:>]:joe@[y:<>]>", Path{Route: []string{"[x:>]"}, Mailbox: "joe@[y:<>]"}},
 	}
 	for _, tt := range valid {
 		p, err := ParsePath(tt.in)
@@ -73,7 +79,7 @@ func TestParsePath(t *testing.T) {
 		"<@[1.2.3]:joe@C>", "<@[1.2.3.256]:joe@C>", "<@[1.2.3.4:joe@C>", "<@[IPv6:1.2.3.4]:joe@C>",
 		"<@[IPv6:fe80::1%eth0]:joe@C>", "<joe@[tag-:x]>", "<joe@[:x]>", "<joe@[x:]>", "<joe@[x:a b]>",
 		"<joe>", "<@A:Postmaster>", "<joe@>", "<@C>", "<.joe@C>", "<joe.@C>", "<jo..e@C>",
-		"<jo e@C>", "<jo(e@C>", `<"joe@C>`, `<"jo<e"@C>`, `<"jo>e"@C>`, "<\"a\x01\"@C>",
+		"<jo e@C>", "<jo(e@C>", `<"joe@C>`, "<\"a\x01\"@C>", `<jo\>e@C>`, `<jo\<e@C>`,
 		`<joe\`, "<joe@C D>", "<joe@C>x", "<joe@C:x>", "<joe@@C>",
 		"<" + strings.Repeat("a", 65) + "@C>",
 		"<" + long + "x>",
