@@ -33,6 +33,18 @@ func TestFaultCloseBeforeReply(t *testing.T) {
 	c.expectClosed()
 }
 
+// A 421 override with CloseAfterReply: the reply arrives, then the end of
+// the connection (RFC 5321 §3.8).
+func TestFaultCloseAfterReply(t *testing.T) {
+	s := newTestServer(t, Config{Faults: Faults{CloseAfterReply: "RCPT", Reply: map[string]string{"RCPT": "421 4.3.2 shutting down"}}})
+	c := ehlo(t, s)
+	c.cmd("MAIL FROM:<a@x>", "RCPT TO:<b@x>")
+	c.expect(250)
+	c.expect(421)
+	c.expectClosed()
+	assert.Contains(t, s.Transcript(1), "* close: fault CloseAfterReply RCPT")
+}
+
 func TestFaultCloseAfterDataOctetsOnlyOnChosenConnection(t *testing.T) {
 	s := newTestServer(t, Config{ConnFaults: map[int]Faults{1: {CloseAfterDataOctets: 5}}})
 	for i := 1; i <= 2; i++ {

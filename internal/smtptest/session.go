@@ -345,6 +345,13 @@ func (c *conn) sendRaw(raw string, verbs ...string) error {
 			c.record("S: " + strings.TrimRight(l, "\r\n"))
 		}
 	}
+	for _, v := range verbs {
+		if v != "" && c.f.CloseAfterReply == v {
+			c.flush()
+			c.record("* close: fault CloseAfterReply " + v)
+			return errClose
+		}
+	}
 	return nil
 }
 

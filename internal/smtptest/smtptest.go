@@ -254,6 +254,10 @@ type Faults struct {
 	// replies are flushed first. With "." this simulates a final 250 lost
 	// in transit.
 	CloseBeforeReply string
+	// CloseAfterReply sends the reply to the command with this verb (its
+	// normal reply or an override from Reply) and then closes the
+	// connection, as a server does after a 421 (RFC 5321 §3.8).
+	CloseAfterReply string
 	// CloseAfterDataOctets, if > 0, closes the connection abruptly once
 	// this many octets of message data of one transaction have been
 	// received: counted on the wire (dot-stuffed, terminator included)
