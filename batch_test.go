@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -292,6 +293,32 @@ func TestPipeline_LargeGroupDoesNotDeadlock(t *testing.T) {
 	res, err := c.Send(ctx, &Envelope{From: "a@example.org", To: Recipients(to...)}, strings.NewReader("hi\r\n"))
 	require.NoError(t, err)
 	assert.Equal(t, len(to), res.Accepted())
+}
+
+// A Pipeline on a Client from NewClient says EHLO first, as every method
+// does, and then sends the group together when PIPELINING is offered.
+func TestPipeline_NewClientSaysHelloFirst(t *testing.T) {
+	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
+	conn, err := net.Dial("tcp", srv.Addr)
+	require.NoError(t, err)
+	c, err := NewClient(conn, "127.0.0.1")
+	require.NoError(t, err)
+	defer c.Close()
+	p := c.Pipeline()
+	mail := p.Cmd(250, "MAIL FROM:<a@example.org>")
+	rcpt := p.Cmd(25, "RCPT TO:<b@example.com>")
+	require.NoError(t, p.Exec(context.Background()))
+	require.NoError(t, mail.Err)
+	require.NoError(t, rcpt.Err)
+	require.NoError(t, c.Quit())
+	var cmds []string
+	for _, l := range srv.Transcript(1) {
+		if v, ok := strings.CutPrefix(l, "C: "); ok {
+			cmds = append(cmds, v)
+		}
+	}
+	assert.Equal(t, []string{"EHLO localhost", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.com>", "QUIT"}, cmds)
+	assert.Equal(t, 4, srv.Flushes(1), "greeting, EHLO, MAIL+RCPT answered together, QUIT")
 }
 
 // The public Pipeline enforces RFC 2920 §3.1's group rules before writing,
