@@ -569,6 +569,37 @@ func parityCases() []parityCase {
 			r.note("TLSConnectionState ok=%v", ok)
 			quit(r, c)
 		}},
+		{name: "extension keywords in lower case", cfg: smtptest.Config{Extensions: []string{"pipelining", "size 1000", "Auth PLAIN"}}, wire: true,
+			differs: "extension keywords are matched case-insensitively",
+			want: []string{
+				"Dial: nil",
+				`Extension("SIZE") = true, "1000"`, `Extension("PIPELINING") = true, ""`, `Extension("AUTH") = true, "PLAIN"`,
+				"Quit: nil",
+				`Close: *net.OpError Is(use of closed network connection) net.Error(Timeout=false) "close tcp ADDR->ADDR: use of closed network connection"`,
+				"conn 1 C: EHLO localhost", "conn 1 C: QUIT",
+			},
+			run: func(r *parityRun) {
+				c := r.dial()
+				for _, ext := range []string{"SIZE", "PIPELINING", "AUTH"} {
+					ok, param := c.Extension(ext)
+					r.note("Extension(%q) = %v, %q", ext, ok, param)
+				}
+				quit(r, c)
+			}},
+		{name: "a NUL in an argument", cfg: smtptest.Config{Extensions: parityExtPipe}, wire: true,
+			differs: "a NUL in an argument is refused",
+			want: []string{
+				"Dial: nil",
+				`Mail: *errors.errorString "smtp: a line must not contain NUL"`,
+				"Quit: nil",
+				`Close: *net.OpError Is(use of closed network connection) net.Error(Timeout=false) "close tcp ADDR->ADDR: use of closed network connection"`,
+				"conn 1 C: EHLO localhost", "conn 1 C: QUIT",
+			},
+			run: func(r *parityRun) {
+				c := r.dial()
+				r.do("Mail", func() error { return c.Mail("a\x00@example.org") })
+				quit(r, c)
+			}},
 		{name: "Extension on a HELO-only server", cfg: smtptest.Config{NoEHLO: true}, wire: true, run: func(r *parityRun) {
 			c := r.dial()
 			ok, param := c.Extension("8BITMIME")
