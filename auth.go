@@ -165,7 +165,8 @@ const XOAuth2 = "XOAUTH2"
 // initial response is "user=" username ^A "auth=Bearer " token ^A ^A. If the
 // server rejects the token it sends a 334 challenge holding a JSON error; the
 // client answers it with an empty response, and the server then fails the
-// exchange with 535 or 454, which Auth returns as an *Error.
+// exchange with 535 or 454, which AuthContext returns as an *Error (and
+// Auth as a *textproto.Error).
 func XOAuth2Client(username, token string) sasl.Client {
 	return &xoauth2Client{username: username, token: token}
 }
@@ -186,8 +187,9 @@ func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 // A failed authentication closes the connection.
 // Only servers that advertise the AUTH extension support this function.
 //
-// Auth returns the mechanism's error, or an *Error with the server's reply
-// (535 with enhanced code 5.7.8 for bad credentials, RFC 4954 §6). As in
+// Auth returns the mechanism's error, or a *textproto.Error with the
+// server's reply (535, enhanced code 5.7.8 for bad credentials, RFC 4954
+// §6; AuthContext returns it as an *Error). As in
 // net/smtp, after a failure the client sends "*" and QUIT and closes the
 // connection. Credentials never reach a ClientTrace hook.
 func (c *Client) Auth(a Auth) error {

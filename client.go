@@ -20,11 +20,20 @@ import (
 // A Client is not safe for concurrent use: one goroutine at a time may call
 // its methods (a context's cancellation may come from anywhere).
 //
-// The methods named as in net/smtp behave as there and write the same bytes.
-// Each has a Context variant that ends the call when the context is done;
+// The methods named as in net/smtp behave as there, write the same bytes and
+// return the same errors: a *textproto.Error for a refusal, the network's
+// own error (io.EOF, a *net.OpError) for a broken connection, a
+// textproto.ProtocolError for a malformed reply; EnhancedCodeOf reads the
+// enhanced status code of such a refusal. After a failure of the
+// connection or a malformed reply, the Client stops: later calls return the
+// same error. Each has a Context variant that returns this package's richer
+// errors (*Error, *ProtocolError, connection errors that say what the
+// Client was doing) and ends the call when the context is done;
 // cancelling a call closes the connection and leaves the Client unusable:
 // later calls return an error that matches ErrClosed and the context's error
-// with errors.Is. Every call is also bounded by the Client's Timeouts.
+// with errors.Is. Every call is also bounded by the Client's Timeouts,
+// except on a Client from NewClient, whose connection's deadlines are the
+// caller's.
 type Client struct {
 	// Text is the textproto.Conn used by the Client. It is exported to allow
 	// for clients to add extensions. It shares the Client's buffered reader
@@ -464,8 +473,10 @@ func (c *Client) simple(ctx context.Context, cmd command, format string, args ..
 // After the handshake the Client forgets what it learned before, as RFC 3207
 // §4.2 requires, and sends EHLO again. Bytes that arrive after the server's
 // 220 and before the handshake are an attack (response injection): StartTLS
-// then returns a *ProtocolError and closes the connection. A reply other than
-// 220 returns an *Error; a failed handshake closes the connection.
+// then returns a textproto.ProtocolError (a *ProtocolError from
+// StartTLSContext) and the Client stops. A reply other than 220 returns a
+// *textproto.Error (an *Error from StartTLSContext); a failed handshake
+// returns the handshake's error and the Client stops.
 func (c *Client) StartTLS(config *tls.Config) error {
 	return c.compatErr(c.StartTLSContext(context.Background(), config))
 }
@@ -552,8 +563,8 @@ func (c *Client) VerifyContext(ctx context.Context, addr string) error {
 // SMTPUTF8 parameter.
 // This initiates a mail transaction and is followed by one or more [Client.Rcpt] calls.
 //
-// Mail returns ErrCRLF or ErrNUL for a bad address, and an *Error if the
-// server does not answer 250.
+// Mail returns ErrCRLF or ErrNUL for a bad address, and a *textproto.Error
+// if the server does not answer 250 (an *Error from MailContext).
 func (c *Client) Mail(from string) error {
 	return c.compatErr(c.MailContext(context.Background(), from))
 }
@@ -587,8 +598,8 @@ func (c *Client) mailLine(from string) string {
 // A call to Rcpt must be preceded by a call to [Client.Mail] and may be followed by
 // a [Client.Data] call or another Rcpt call.
 //
-// Rcpt returns ErrCRLF or ErrNUL for a bad address, and an *Error unless the
-// server answers 250 or 251.
+// Rcpt returns ErrCRLF or ErrNUL for a bad address, and a *textproto.Error
+// unless the server answers 250 or 251 (an *Error from RcptContext).
 func (c *Client) Rcpt(to string) error {
 	return c.compatErr(c.RcptContext(context.Background(), to))
 }
@@ -603,7 +614,8 @@ func (c *Client) RcptContext(ctx context.Context, to string) error {
 }
 
 // Reset sends the RSET command to the server, aborting the current mail
-// transaction. It returns an *Error unless the server answers 250.
+// transaction. It returns a *textproto.Error unless the server answers 250
+// (an *Error from ResetContext).
 func (c *Client) Reset() error {
 	return c.compatErr(c.ResetContext(context.Background()))
 }
@@ -621,8 +633,8 @@ func (c *Client) ResetContext(ctx context.Context) error {
 }
 
 // Noop sends the NOOP command to the server. It does nothing but check
-// that the connection to the server is okay. It returns an *Error unless the
-// server answers 250.
+// that the connection to the server is okay. It returns a *textproto.Error
+// unless the server answers 250 (an *Error from NoopContext).
 func (c *Client) Noop() error {
 	return c.compatErr(c.NoopContext(context.Background()))
 }
@@ -637,8 +649,9 @@ func (c *Client) NoopContext(ctx context.Context) error {
 }
 
 // Quit sends the QUIT command and closes the connection to the server.
-// It returns an *Error unless the server answers 221; the connection is
-// closed only after a 221.
+// It returns a *textproto.Error unless the server answers 221 (an *Error
+// from QuitContext); the connection is closed only after a 221, so call
+// Close after an error, as with net/smtp.
 func (c *Client) Quit() error {
 	return c.compatErr(c.QuitContext(context.Background()))
 }
