@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 )
 
@@ -331,17 +330,14 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 			return err
 		}
 	}
-	t.end = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	replies := 1
 	if c.lmtp && !t.lone {
-		// RFC 2033 §4.2: one reply per accepted recipient, in order.
-		t.lmtp = append(t.lmtp, t.end)
-		for i := 1; i < t.accepted(); i++ {
-			t.end = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
-			t.lmtp = append(t.lmtp, t.end)
-		}
+		replies = t.accepted() // RFC 2033 §4.2: one per accepted recipient
 	}
-	if t := c.trace; t != nil && t.CommandSent != nil {
-		t.CommandSent(".")
+	ends := c.endText(replies)
+	t.end = ends[len(ends)-1]
+	if c.lmtp && !t.lone {
+		t.lmtp = append(t.lmtp, ends...)
 	}
 	b.open = append(b.open, t)
 	b.sent++
@@ -354,31 +350,6 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 		b.settle()
 	}
 	return nil
-}
-
-// writeData writes m dot-stuffed through the Client's DotWriter, from the
-// canonical offset skip on, without flushing, and returns the canonical
-// size. A failure to read m closes the connection: DATA cannot be
-// withdrawn, and a message cut short must not be delivered.
-func (c *Client) writeData(m *message, skip int64) (int64, error) {
-	if c.dot == nil {
-		c.dot = NewDotWriter(c.bw)
-	}
-	c.dot.Reset(c.bw)
-	c.writeTimeout = c.timeouts.DataBlock
-	err := c.feed(m, c.dot, nil, skip, feedBufSize, nil)
-	c.writeTimeout = 0
-	if err != nil {
-		var se *sourceError
-		if errors.As(err, &se) {
-			return 0, c.fail(fmt.Errorf("%w (the connection is closed, as DATA cannot be withdrawn)", err))
-		}
-		if c.err == nil {
-			c.fail(netError("writing message data", err))
-		}
-		return 0, c.err
-	}
-	return c.dot.Count(), nil
 }
 
 // sendChunked sends a transaction with BDAT (RFC 3030).
@@ -436,115 +407,6 @@ func (b *Batch) sendChunked(t *txn, l *envelopeLines, m *message) error {
 		b.settle()
 	}
 	return nil
-}
-
-// writeChunks sends m from the canonical offset skip on as BDAT chunks of
-// about the configured size, the last one marked LAST. Text is converted to
-// canonical form first (RFC 3030 §2); BINARYMIME goes as it is. A failure
-// to read m, or a refused chunk without PIPELINING, ends the transaction
-// without LAST, and RSET clears it before the next one.
-func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
-	c := b.c
-	out := &c.chunkOut
-	out.b = out.b[:0]
-	var w *DotWriter
-	if !m.binary {
-		if c.canon == nil {
-			c.canon = newCanonicalWriter(out)
-		}
-		c.canon.Reset(out)
-		w = c.canon
-	}
-	send := func(chunk []byte, last bool) error {
-		line := "BDAT " + strconv.Itoa(len(chunk))
-		if last {
-			line += " LAST"
-		}
-		x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)
-		if err != nil {
-			return err
-		}
-		c.writeTimeout = c.timeouts.DataBlock
-		_, err = c.bw.Write(chunk)
-		c.writeTimeout = 0
-		if err != nil {
-			return c.fail(netError("writing message data", err))
-		}
-		t.chunks = append(t.chunks, x)
-		t.end = x
-		t.sent += int64(len(chunk))
-		if !b.pipe {
-			if err := c.await(x); err != nil {
-				return err
-			}
-			if x.Err != nil {
-				return errChunkRefused
-			}
-		}
-		return nil
-	}
-	// emit sends every full chunk collected, and with last the rest.
-	emit := func(last bool) error {
-		sent := 0
-		for len(out.b)-sent >= c.chunkSize && !(last && len(out.b)-sent == c.chunkSize) {
-			if err := send(out.b[sent:sent+c.chunkSize], false); err != nil {
-				return err
-			}
-			sent += c.chunkSize
-		}
-		if last {
-			if err := send(out.b[sent:], true); err != nil {
-				return err
-			}
-			sent = len(out.b)
-		}
-		out.b = out.b[:copy(out.b, out.b[sent:])]
-		return nil
-	}
-	// A piece that needs no conversion goes out as a chunk of its own,
-	// straight from the source: no copy (RFC 3030 §2 lets chunks be any
-	// size).
-	sentLast := false
-	direct := func(piece []byte, last bool) error {
-		if len(out.b) > 0 {
-			if err := send(out.b, false); err != nil {
-				return err
-			}
-			out.b = out.b[:0]
-		}
-		sentLast = last
-		return send(piece, last)
-	}
-	err := c.feed(m, w, direct, skip, c.chunkSize, func() error { return emit(false) })
-	if err == nil && !sentLast {
-		err = emit(true)
-	}
-	t.octets = m.canonical
-	var se *sourceError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, errChunkRefused):
-	case errors.As(err, &se):
-		t.err = err
-	default:
-		return err
-	}
-	c.needRset = true // RFC 3030 §2: no LAST, or a failed BDAT
-	if t.end == nil {
-		t.end = t.mail
-	}
-	return nil
-}
-
-var errChunkRefused = errors.New("smtp: BDAT refused")
-
-// appendWriter collects what the canonical writer produces.
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
 }
 
 // settle reports, in order, every open transaction whose last reply is in.

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/textproto"
 	"strings"
@@ -687,147 +686,6 @@ func (c *Client) Extension(ext string) (bool, string) {
 	return ok, param
 }
 
-// dataWriter is the io.WriteCloser returned by Data: the message goes
-// through the Client's DotWriter into the shared buffered writer.
-type dataWriter struct {
-	c      *Client
-	end    func(error) error
-	compat bool // from Data: net/smtp's errors
-	closed bool
-	next   int64 // the count at which DataProgress is called next
-	total  int64 // the size for DataProgress, or -1
-}
-
-// Data issues a DATA command to the server and returns a writer that
-// can be used to write the mail headers and body. The caller should
-// close the writer before calling any more methods on c. A call to
-// Data must be preceded by one or more calls to [Client.Rcpt].
-//
-// The writer converts the message to canonical form and dot-stuffs it (see
-// DotWriter). Its Close sends the final "." and returns a *textproto.Error
-// unless the server answers 250. Data returns a *textproto.Error unless the
-// server answers 354. A failure of the connection is returned as the
-// network's error, as net/smtp does.
-func (c *Client) Data() (io.WriteCloser, error) {
-	w, err := c.data(context.Background(), true)
-	if err != nil {
-		return nil, c.compatErr(err)
-	}
-	return w, nil
-}
-
-// DataContext is Data bounded by ctx: the context bounds the whole data
-// phase, up to and including the returned writer's Close. It and the
-// writer return an *Error for a refusal.
-func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
-	w, err := c.data(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-func (c *Client) data(ctx context.Context, compat bool) (*dataWriter, error) {
-	end, err := c.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.roundTrip(command{verb: "DATA", expect: 354, timeout: c.timeouts.DataInit}, "DATA"); err != nil {
-		return nil, end(err)
-	}
-	if c.dot == nil {
-		c.dot = NewDotWriter(c.bw)
-	} else {
-		c.dot.Reset(c.bw)
-	}
-	return &dataWriter{c: c, end: end, compat: compat, next: ProgressInterval, total: -1}, nil
-}
-
-func (w *dataWriter) Write(p []byte) (int, error) {
-	n, err := w.writeProgress(p)
-	if err != nil && w.compat {
-		err = w.c.compatErr(err)
-	}
-	return n, err
-}
-
-func (w *dataWriter) writeProgress(p []byte) (int, error) {
-	c := w.c
-	if w.closed {
-		return 0, errors.New("smtp: write after close of DATA writer")
-	}
-	if c.err != nil {
-		return 0, c.err
-	}
-	t := c.trace
-	if t == nil || t.DataProgress == nil {
-		return w.write(p)
-	}
-	// Report progress within large writes too (io.Copy from a
-	// bytes.Reader hands over the whole message at once).
-	n := 0
-	for n < len(p) {
-		chunk := p[n:min(len(p), n+ProgressInterval)]
-		m, err := w.write(chunk)
-		n += m
-		if err != nil {
-			return n, err
-		}
-		if c.dot.Count() >= w.next {
-			t.DataProgress(c.dot.Count(), w.total)
-			w.next = c.dot.Count() + ProgressInterval
-		}
-	}
-	return n, nil
-}
-
-func (w *dataWriter) write(p []byte) (int, error) {
-	c := w.c
-	c.writeTimeout = c.timeouts.DataBlock
-	n, err := c.dot.Write(p)
-	c.writeTimeout = 0
-	if err != nil {
-		return n, c.fail(netError("writing message data", err))
-	}
-	return n, nil
-}
-
-func (w *dataWriter) Close() error {
-	if w.closed {
-		return errors.New("smtp: DATA writer already closed")
-	}
-	w.closed = true
-	err := w.end(w.c.finishData())
-	if w.compat {
-		err = w.c.compatErr(err)
-	}
-	return err
-}
-
-// finishData ends the message with "." and reads the reply to it.
-func (c *Client) finishData() error {
-	if c.err != nil {
-		return c.err
-	}
-	c.writeTimeout = c.timeouts.DataBlock
-	err := c.dot.Close()
-	c.writeTimeout = 0
-	if err != nil {
-		return c.fail(netError("writing message data", err))
-	}
-	if t := c.trace; t != nil && t.DataProgress != nil {
-		t.DataProgress(c.dot.Count(), c.dot.Count())
-	}
-	x := c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
-	if t := c.trace; t != nil && t.CommandSent != nil {
-		t.CommandSent(".")
-	}
-	if err := c.await(x); err != nil {
-		return err
-	}
-	return x.Err
-}
-
 // SendMail connects to the server at addr, switches to TLS if
 // possible, authenticates with the optional mechanism a if possible,
 // and then sends an email from address from, to addresses to, with
@@ -952,10 +810,7 @@ func (c *Client) sendMailPipelined(from string, to []string, msg []byte) error {
 	if _, err := c.writeData(newMessage(bytes.NewReader(msg), false), 0); err != nil {
 		return end(err)
 	}
-	dot := c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
-	if t := c.trace; t != nil && t.CommandSent != nil {
-		t.CommandSent(".")
-	}
+	dot := c.endText(1)[0]
 	quit, err := c.queueLine(command{verb: "QUIT", expect: 221, timeout: c.timeouts.Command}, "QUIT")
 	if err == nil {
 		err = c.drain()

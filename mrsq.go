@@ -317,36 +317,16 @@ func (c *Client) mtpText(res *Result, from string, msg io.Reader, stored []int) 
 	if x.Err != nil {
 		return refuse(x.Reply, x.Err)
 	}
-	if c.dot == nil {
-		c.dot = NewDotWriter(c.bw)
-	} else {
-		c.dot.Reset(c.bw)
-	}
-	w := &dataWriter{c: c, next: ProgressInterval, total: bodySize(msg)}
-	if _, err := io.Copy(w, msg); err != nil {
-		if c.err != nil {
-			return nil, err
-		}
-		// The message could not be read: the server holds a partial text
-		// that must not be delivered; dropping the connection is the only
-		// way RFC 772 leaves to abort it.
-		return nil, c.fail(fmt.Errorf("smtp: reading the message: %w", err))
-	}
-	c.writeTimeout = c.timeouts.DataBlock
-	err = c.dot.Close()
-	c.writeTimeout = 0
+	// A message that cannot be read leaves the server holding a partial
+	// text that must not be delivered: writeData drops the connection,
+	// the only way RFC 772 leaves to abort it.
+	n, err := c.writeData(newMessage(msg, false), 0)
 	if err != nil {
-		return nil, c.fail(netError("writing message data", err))
+		return nil, err
 	}
-	if t := c.trace; t != nil && t.DataProgress != nil {
-		t.DataProgress(c.dot.Count(), c.dot.Count())
-	}
-	res.Octets = c.dot.Count()
-	res.Transmitted += c.dot.Count()
-	end := c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
-	if t := c.trace; t != nil && t.CommandSent != nil {
-		t.CommandSent(".")
-	}
+	res.Octets = n
+	res.Transmitted += n
+	end := c.endText(1)[0]
 	if err := c.await(end); err != nil {
 		return nil, err
 	}

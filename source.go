@@ -185,6 +185,19 @@ func (s *spool) close() error {
 	return nil
 }
 
+// total returns the canonical size of m if it is known before the end of
+// this pass: from an earlier pass that reached the end, or for a binary
+// message of known length; else -1.
+func (m *message) total() int64 {
+	switch {
+	case m.canonical >= 0:
+		return m.canonical
+	case m.binary:
+		return m.size
+	}
+	return -1
+}
+
 // validOffset reports whether the canonical offset off can be where a
 // server's copy of m ends (RFC 1845 §3): within the message and, if
 // lineStart, at the start of a line (required with DATA). It reads the
@@ -447,7 +460,7 @@ func (f *feeder) piece(p []byte) error {
 		}
 	}
 	f.m.written = f.count()
-	f.c.progress(f.m.written, f.m)
+	f.c.progress(f.m.written, f.m.total())
 	return nil
 }
 
@@ -473,13 +486,6 @@ func isCanonical(p []byte) bool {
 }
 
 const feedBufSize = 64 << 10
-
-// progress calls the DataProgress hook.
-func (c *Client) progress(done int64, m *message) {
-	if t := c.trace; t != nil && t.DataProgress != nil {
-		t.DataProgress(done, m.size)
-	}
-}
 
 // A sourceError is a failure to read the message, as opposed to a failure
 // of the connection.

@@ -24,10 +24,15 @@ type ClientTrace struct {
 	// STARTTLS, with its outcome.
 	TLSHandshakeDone func(state tls.ConnectionState, err error)
 
-	// DataProgress is called while message data is written, with the
-	// number of canonical octets (RFC 1845 §3: before dot-stuffing) written
-	// so far and the total if known, or -1. It is called at most once per
-	// ProgressInterval octets and once when the data is complete.
+	// DataProgress is called while message data is written, by every way
+	// of sending alike: written is the number of canonical octets (CRLF
+	// line ends, before dot-stuffing: RFC 1845 §3's offsets) from the start
+	// of the message, so a resumed transfer starts at the offset the
+	// server holds; total is the canonical size when it is known before the
+	// end (a binary message of known length, or a message an earlier
+	// attempt sent to its end), else -1. It is called about once per
+	// ProgressInterval octets, and once with (size, size) when the whole
+	// message is written.
 	DataProgress func(written, total int64)
 
 	// Connected is called by a Courier when it has connected to addr for

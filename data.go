@@ -1,0 +1,329 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// The data phase: the message text after DATA's 354 (dot-stuffed, ended by
+// "."), or as BDAT chunks (RFC 3030). Every way of sending goes through
+// here: Data's writer, Send and Batch, the Courier, SendMail and the
+// historic MRSQ text.
+//
+// Progress has one definition for all of them (ClientTrace.DataProgress):
+// written counts canonical octets (RFC 1845 §3: CRLF line ends, before
+// dot-stuffing), from the start of the message, so a resumed transfer starts
+// at the offset the server holds; total is the canonical size when it is
+// known before the end (a binary message of known length, or a message
+// whose earlier attempt reached its end), else -1; and once the whole
+// message is written the last call is (size, size).
+
+// dataWriter is the io.WriteCloser returned by Data: the message goes
+// through the Client's DotWriter into the shared buffered writer.
+type dataWriter struct {
+	c      *Client
+	end    func(error) error
+	compat bool // from Data: net/smtp's errors
+	closed bool
+	next   int64 // the count at which DataProgress is called next
+}
+
+// Data issues a DATA command to the server and returns a writer that
+// can be used to write the mail headers and body. The caller should
+// close the writer before calling any more methods on c. A call to
+// Data must be preceded by one or more calls to [Client.Rcpt].
+//
+// The writer converts the message to canonical form and dot-stuffs it (see
+// DotWriter). Its Close sends the final "." and returns a *textproto.Error
+// unless the server answers 250. Data returns a *textproto.Error unless the
+// server answers 354. A failure of the connection is returned as the
+// network's error, as net/smtp does.
+func (c *Client) Data() (io.WriteCloser, error) {
+	w, err := c.data(context.Background(), true)
+	if err != nil {
+		return nil, c.compatErr(err)
+	}
+	return w, nil
+}
+
+// DataContext is Data bounded by ctx: the context bounds the whole data
+// phase, up to and including the returned writer's Close. It and the
+// writer return an *Error for a refusal.
+func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
+	w, err := c.data(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (c *Client) data(ctx context.Context, compat bool) (*dataWriter, error) {
+	end, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.roundTrip(command{verb: "DATA", expect: 354, timeout: c.timeouts.DataInit}, "DATA"); err != nil {
+		return nil, end(err)
+	}
+	c.startText()
+	return &dataWriter{c: c, end: end, compat: compat, next: ProgressInterval}, nil
+}
+
+func (w *dataWriter) Write(p []byte) (int, error) {
+	n, err := w.writeProgress(p)
+	if err != nil && w.compat {
+		err = w.c.compatErr(err)
+	}
+	return n, err
+}
+
+func (w *dataWriter) writeProgress(p []byte) (int, error) {
+	c := w.c
+	if w.closed {
+		return 0, errors.New("smtp: write after close of DATA writer")
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if t := c.trace; t == nil || t.DataProgress == nil {
+		return c.writeText(p)
+	}
+	// Report progress within large writes too (io.Copy from a
+	// bytes.Reader hands over the whole message at once).
+	n := 0
+	for n < len(p) {
+		m, err := c.writeText(p[n:min(len(p), n+ProgressInterval)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if c.dot.Count() >= w.next {
+			c.progress(c.dot.Count(), -1)
+			w.next = c.dot.Count() + ProgressInterval
+		}
+	}
+	return n, nil
+}
+
+func (w *dataWriter) Close() error {
+	if w.closed {
+		return errors.New("smtp: DATA writer already closed")
+	}
+	w.closed = true
+	err := w.end(w.c.finishData())
+	if w.compat {
+		err = w.c.compatErr(err)
+	}
+	return err
+}
+
+// finishData ends the message with "." and reads the reply to it.
+func (c *Client) finishData() error {
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.closeText(); err != nil {
+		return err
+	}
+	x := c.endText(1)[0]
+	if err := c.await(x); err != nil {
+		return err
+	}
+	return x.Err
+}
+
+// startText makes the Client's DotWriter write the message text, from its
+// start, to the connection's buffered writer.
+func (c *Client) startText() {
+	if c.dot == nil {
+		c.dot = NewDotWriter(c.bw)
+	} else {
+		c.dot.Reset(c.bw)
+	}
+}
+
+// writeText writes p through the DotWriter, each write bounded by the
+// data-block timeout (RFC 5321 §4.5.3.2.5). A failure of the connection
+// stops the Client.
+func (c *Client) writeText(p []byte) (int, error) {
+	c.writeTimeout = c.timeouts.DataBlock
+	n, err := c.dot.Write(p)
+	c.writeTimeout = 0
+	if err != nil {
+		return n, c.fail(netError("writing message data", err))
+	}
+	return n, nil
+}
+
+// closeText ends the message text with CRLF "." CRLF and reports the
+// final progress.
+func (c *Client) closeText() error {
+	c.writeTimeout = c.timeouts.DataBlock
+	err := c.dot.Close()
+	c.writeTimeout = 0
+	if err != nil {
+		return c.fail(netError("writing message data", err))
+	}
+	n := c.dot.Count()
+	c.progress(n, n)
+	return nil
+}
+
+// endText follows the end of the message text, written but perhaps not yet
+// flushed: it queues the replies due to the ".", one, or with LMTP one per
+// accepted recipient (RFC 2033 §4.2).
+func (c *Client) endText(replies int) []*Cmd {
+	ends := make([]*Cmd, max(replies, 1))
+	for i := range ends {
+		ends[i] = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+	}
+	if t := c.trace; t != nil && t.CommandSent != nil {
+		t.CommandSent(".")
+	}
+	return ends
+}
+
+// writeData writes m dot-stuffed through the Client's DotWriter, from the
+// canonical offset skip on, without flushing, and returns the canonical
+// size. A failure to read m closes the connection: DATA cannot be
+// withdrawn, and a message cut short must not be delivered.
+func (c *Client) writeData(m *message, skip int64) (int64, error) {
+	c.startText()
+	c.writeTimeout = c.timeouts.DataBlock
+	err := c.feed(m, c.dot, nil, skip, feedBufSize, nil)
+	c.writeTimeout = 0
+	if err != nil {
+		var se *sourceError
+		if errors.As(err, &se) {
+			return 0, c.fail(fmt.Errorf("%w (the connection is closed, as DATA cannot be withdrawn)", err))
+		}
+		if c.err == nil {
+			c.fail(netError("writing message data", err))
+		}
+		return 0, c.err
+	}
+	n := c.dot.Count()
+	c.progress(n, n)
+	return n, nil
+}
+
+// writeChunks sends m from the canonical offset skip on as BDAT chunks of
+// about the configured size, the last one marked LAST. Text is converted to
+// canonical form first (RFC 3030 §2); BINARYMIME goes as it is. A failure
+// to read m, or a refused chunk without PIPELINING, ends the transaction
+// without LAST, and RSET clears it before the next one.
+func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
+	c := b.c
+	out := &c.chunkOut
+	out.b = out.b[:0]
+	var w *DotWriter
+	if !m.binary {
+		if c.canon == nil {
+			c.canon = newCanonicalWriter(out)
+		}
+		c.canon.Reset(out)
+		w = c.canon
+	}
+	send := func(chunk []byte, last bool) error {
+		line := "BDAT " + strconv.Itoa(len(chunk))
+		if last {
+			line += " LAST"
+		}
+		x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)
+		if err != nil {
+			return err
+		}
+		c.writeTimeout = c.timeouts.DataBlock
+		_, err = c.bw.Write(chunk)
+		c.writeTimeout = 0
+		if err != nil {
+			return c.fail(netError("writing message data", err))
+		}
+		t.chunks = append(t.chunks, x)
+		t.end = x
+		t.sent += int64(len(chunk))
+		if !b.pipe {
+			if err := c.await(x); err != nil {
+				return err
+			}
+			if x.Err != nil {
+				return errChunkRefused
+			}
+		}
+		return nil
+	}
+	// emit sends every full chunk collected, and with last the rest.
+	emit := func(last bool) error {
+		sent := 0
+		for len(out.b)-sent >= c.chunkSize && !(last && len(out.b)-sent == c.chunkSize) {
+			if err := send(out.b[sent:sent+c.chunkSize], false); err != nil {
+				return err
+			}
+			sent += c.chunkSize
+		}
+		if last {
+			if err := send(out.b[sent:], true); err != nil {
+				return err
+			}
+			sent = len(out.b)
+		}
+		out.b = out.b[:copy(out.b, out.b[sent:])]
+		return nil
+	}
+	// A piece that needs no conversion goes out as a chunk of its own,
+	// straight from the source: no copy (RFC 3030 §2 lets chunks be any
+	// size).
+	sentLast := false
+	direct := func(piece []byte, last bool) error {
+		if len(out.b) > 0 {
+			if err := send(out.b, false); err != nil {
+				return err
+			}
+			out.b = out.b[:0]
+		}
+		sentLast = last
+		return send(piece, last)
+	}
+	err := c.feed(m, w, direct, skip, c.chunkSize, func() error { return emit(false) })
+	if err == nil && !sentLast {
+		err = emit(true)
+	}
+	t.octets = m.canonical
+	var se *sourceError
+	switch {
+	case err == nil:
+		c.progress(m.canonical, m.canonical)
+		return nil
+	case errors.Is(err, errChunkRefused):
+	case errors.As(err, &se):
+		t.err = err
+	default:
+		return err
+	}
+	c.needRset = true // RFC 3030 §2: no LAST, or a failed BDAT
+	if t.end == nil {
+		t.end = t.mail
+	}
+	return nil
+}
+
+var errChunkRefused = errors.New("smtp: BDAT refused")
+
+// appendWriter collects what the canonical writer produces.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// progress calls the DataProgress hook with the canonical octets written
+// so far and the canonical size if known, else -1.
+func (c *Client) progress(written, total int64) {
+	if t := c.trace; t != nil && t.DataProgress != nil {
+		t.DataProgress(written, total)
+	}
+}
