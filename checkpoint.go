@@ -121,6 +121,7 @@ type courierRun struct {
 	env      Envelope
 	m        *message
 	cp       *Checkpoint // the record in the Store, if any
+	saved    bool        // the Store took a record of this run once
 	last     string      // the address that holds the transaction
 	held     bool        // a server may hold part of the message
 	rcpts    []RcptResult
@@ -429,7 +430,15 @@ func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
 	cp := &Checkpoint{TransID: r.env.TransID, LocalName: c.localName, Server: addr, Envelope: r.env,
 		Size: r.m.canonical, Points: r.m.points, Updated: time.Now()}
 	r.cp = cp
-	return r.k.Store.Save(ctx, cp)
+	err := r.k.Store.Save(ctx, cp)
+	if err != nil && r.saved {
+		// Only the first save is a condition of sending; after it, the
+		// run goes on without the chance to Resume from another process.
+		r.storeFailed("save", cp.TransID, err)
+		return nil
+	}
+	r.saved = r.saved || err == nil
+	return err
 }
 
 // saveProgress records the resume points after a cut.
@@ -449,14 +458,26 @@ func (r *courierRun) saveProgress(ctx context.Context, addr string) {
 		}
 		r.cp.Envelope.To = to
 	}
-	r.k.Store.Save(ctx, r.cp)
+	if err := r.k.Store.Save(ctx, r.cp); err != nil {
+		r.storeFailed("save", r.cp.TransID, err)
+	}
+}
+
+// storeFailed reports a failure of the CheckpointStore that the Courier
+// goes on after.
+func (r *courierRun) storeFailed(op, transID string, err error) {
+	if d := r.k.Dialer; d != nil && d.Trace != nil && d.Trace.StoreFailed != nil {
+		d.Trace.StoreFailed(op, transID, err)
+	}
 }
 
 // forget drops the checkpoint once the transaction is complete from the
 // client's side (RFC 1845 §3).
 func (r *courierRun) forget(ctx context.Context) {
 	if r.k.Store != nil && r.env.TransID != "" {
-		r.k.Store.Delete(ctx, r.env.TransID)
+		if err := r.k.Store.Delete(ctx, r.env.TransID); err != nil {
+			r.storeFailed("delete", r.env.TransID, err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -93,6 +94,77 @@ func TestCourier_ResumesAfterACut(t *testing.T) {
 				assert.Empty(t, resumedAt)
 			}
 			assert.NotEmpty(t, msgs[0].TransID)
+		})
+	}
+}
+
+// failingStore is a MemoryStore whose Save fails from the failSaveFrom-th
+// call on (0: never) and whose Delete always fails when failDelete.
+type failingStore struct {
+	MemoryStore
+	saves        int
+	failSaveFrom int
+	failDelete   bool
+}
+
+var errStoreBroken = errors.New("store: disk full")
+
+func (s *failingStore) Save(ctx context.Context, cp *Checkpoint) error {
+	s.saves++
+	if s.failSaveFrom > 0 && s.saves >= s.failSaveFrom {
+		return errStoreBroken
+	}
+	return s.MemoryStore.Save(ctx, cp)
+}
+
+func (s *failingStore) Delete(ctx context.Context, transID string) error {
+	if s.failDelete {
+		return errStoreBroken
+	}
+	return s.MemoryStore.Delete(ctx, transID)
+}
+
+// A failing CheckpointStore is reported, never silently dropped: the first
+// save's failure is Send's error before anything is sent; a failed save
+// after a cut or a failed delete after delivery reach the StoreFailed hook
+// while the message is still delivered exactly once.
+func TestCourier_ReportsStoreFailures(t *testing.T) {
+	msg := bigText(100 << 10)
+	env := func() *Envelope { return &Envelope{From: "a@example.org", To: Recipients("b@example.com")} }
+	tests := []struct {
+		name      string
+		store     *failingStore
+		cut       bool
+		wantErr   bool
+		wantOps   []string
+		delivered int
+	}{
+		{"first save fails: nothing sent", &failingStore{failSaveFrom: 1}, false, true, nil, 0},
+		{"saves after a cut fail", &failingStore{failSaveFrom: 2}, true, false, []string{"save", "save"}, 1}, // the progress, then the restart
+		{"delete after delivery fails", &failingStore{failDelete: true}, false, false, []string{"delete"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := smtptest.Config{Extensions: extCheckpoint}
+			if tt.cut {
+				cfg.ConnFaults = map[int]smtptest.Faults{1: {CloseAfterDataOctets: 50 << 10}}
+			}
+			srv := newTestServer(t, cfg)
+			var ops []string
+			k := testCourier(&Dialer{Trace: &ClientTrace{StoreFailed: func(op, transID string, err error) {
+				assert.ErrorIs(t, err, errStoreBroken)
+				assert.NotEmpty(t, transID)
+				ops = append(ops, op)
+			}}})
+			k.Store = tt.store
+			_, err := k.Send(context.Background(), []string{srv.Addr}, env(), bytes.NewReader(msg))
+			if tt.wantErr {
+				require.ErrorIs(t, err, errStoreBroken)
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, tt.wantOps, ops)
+			assert.Len(t, srv.Messages(), tt.delivered)
 		})
 	}
 }

@@ -118,7 +118,7 @@ func sortCheckpoints(cps []*Checkpoint) {
 
 // A MemoryStore is a CheckpointStore in memory: its records last as long as
 // the process. It is safe for concurrent use and hands out copies, never
-// its own records.
+// its own records. The zero MemoryStore is empty and ready to use.
 type MemoryStore struct {
 	mu sync.Mutex
 	m  map[string]*Checkpoint
@@ -142,6 +142,9 @@ func (s *MemoryStore) Save(ctx context.Context, cp *Checkpoint) error {
 	c := cloneCheckpoint(cp)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]*Checkpoint)
+	}
 	s.m[c.TransID] = c
 	return nil
 }

@@ -53,6 +53,15 @@ type ClientTrace struct {
 	// the message, or not at a line start for DATA): the Courier sends RSET
 	// and the whole message instead.
 	ResumeRefused func(offset int64, reason string)
+
+	// StoreFailed is called by a Courier when its CheckpointStore failed
+	// to save ("save") or delete ("delete") the checkpoint of the
+	// transaction transID. The Courier goes on: a failed save after a cut
+	// loses only the chance to Resume from another process; a failed
+	// delete leaves a record of a transaction that is complete, which
+	// Resume would find delivered. The first save of a transaction is
+	// different: its failure is Send's error, and nothing is sent.
+	StoreFailed func(op, transID string, err error)
 }
 
 // ProgressInterval is the number of octets between two DataProgress calls.
