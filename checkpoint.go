@@ -120,10 +120,11 @@ type courierRun struct {
 	k        *Courier
 	env      Envelope
 	m        *message
-	cp       *Checkpoint // the record in the Store, if any
-	saved    bool        // the Store took a record of this run once
-	last     string      // the address that holds the transaction
-	held     bool        // a server may hold part of the message
+	cp       *Checkpoint  // the record in the Store, if any
+	saved    bool         // the Store took a record of this run once
+	trace    *ClientTrace // the call's trace composed with the Dialer's
+	last     string       // the address that holds the transaction
+	held     bool         // a server may hold part of the message
 	rcpts    []RcptResult
 	res      Result
 	restarts int
@@ -134,7 +135,7 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 	if d == nil {
 		d = &Dialer{}
 	}
-	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp}
+	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp, trace: ContextClientTrace(ctx).compose(d.Trace)}
 	mem := k.SpoolMemory
 	if mem <= 0 {
 		mem = DefaultSpoolMemory
@@ -183,24 +184,24 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 			c, err := d.Dial(ctx, addr)
 			if err != nil {
 				lastErr = err
-				if d.Trace != nil && d.Trace.AttemptFailed != nil {
-					d.Trace.AttemptFailed(addr, err)
+				if r.trace != nil && r.trace.AttemptFailed != nil {
+					r.trace.AttemptFailed(addr, err)
 				}
 				if ctx.Err() != nil {
 					return r.result(), err
 				}
 				continue // RFC 5321 §5.1: try the next address
 			}
-			if d.Trace != nil && d.Trace.Connected != nil {
-				d.Trace.Connected(addr, n)
+			if r.trace != nil && r.trace.Connected != nil {
+				r.trace.Connected(addr, n)
 			}
 			res, err, cut := r.attempt(ctx, c, addr)
 			if !cut {
 				return res, err
 			}
 			lastErr = err
-			if d.Trace != nil && d.Trace.AttemptFailed != nil {
-				d.Trace.AttemptFailed(addr, err)
+			if r.trace != nil && r.trace.AttemptFailed != nil {
+				r.trace.AttemptFailed(addr, err)
 			}
 			if ctx.Err() != nil {
 				return r.result(), err
@@ -466,8 +467,8 @@ func (r *courierRun) saveProgress(ctx context.Context, addr string) {
 // storeFailed reports a failure of the CheckpointStore that the Courier
 // goes on after.
 func (r *courierRun) storeFailed(op, transID string, err error) {
-	if d := r.k.Dialer; d != nil && d.Trace != nil && d.Trace.StoreFailed != nil {
-		d.Trace.StoreFailed(op, transID, err)
+	if r.trace != nil && r.trace.StoreFailed != nil {
+		r.trace.StoreFailed(op, transID, err)
 	}
 }
 

@@ -57,7 +57,9 @@ type Client struct {
 	timeouts     Timeouts
 	writeTimeout time.Duration // refreshes the write deadline on each write when > 0
 	opDeadline   time.Time     // the context deadline of the call in progress
-	trace        *ClientTrace
+	trace        *ClientTrace  // the hooks in force: baseTrace, or a call's composed with it
+	baseTrace    *ClientTrace  // the Dialer's
+	callTrace    bool          // trace holds a call's trace (WithClientTrace)
 	dot          *DotWriter
 	canon        *DotWriter   // canonical form for BDAT
 	feedBuf      []byte       // message input buffer
@@ -159,6 +161,7 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		localName:  localName,
 		timeouts:   cfg.timeouts.withDefaults(),
 		trace:      cfg.trace,
+		baseTrace:  cfg.trace,
 		raw:        conn,
 
 		strict:       cfg.strict,
@@ -264,6 +267,13 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 		return nil, fmt.Errorf("smtp: %w", context.Cause(ctx))
 	}
 	c.opDeadline, _ = ctx.Deadline()
+	// A trace that came with the context runs for this call only, before
+	// the Client's own (WithClientTrace). A call made within another
+	// (hello within Mail) keeps the trace the outer call set.
+	restoreTrace := false
+	if ct := ContextClientTrace(ctx); ct != nil && !c.callTrace {
+		c.trace, c.callTrace, restoreTrace = ct.compose(c.baseTrace), true, true
+	}
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
 		raw := c.raw
@@ -278,6 +288,9 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 	return func(err error) error {
 		stopped := stop()
 		c.opDeadline = time.Time{}
+		if restoreTrace {
+			c.trace, c.callTrace = c.baseTrace, false
+		}
 		// The network deadline may fire a moment before the context's own
 		// timer: past the context's deadline, the context ended the call.
 		expired := !deadline.IsZero() && !time.Now().Before(deadline)

@@ -160,8 +160,8 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 		hctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
 		err := tc.HandshakeContext(hctx)
 		cancel()
-		if d.Trace != nil && d.Trace.TLSHandshakeDone != nil {
-			d.Trace.TLSHandshakeDone(tc.ConnectionState(), err)
+		if tr := ContextClientTrace(ctx).compose(d.Trace); tr != nil && tr.TLSHandshakeDone != nil {
+			tr.TLSHandshakeDone(tc.ConnectionState(), err)
 		}
 		if err != nil {
 			conn.Close()

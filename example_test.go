@@ -125,6 +125,20 @@ func ExampleClientTrace() {
 	c.Quit()
 }
 
+// Trace one Send of a shared Pool, not every connection: the trace comes
+// with the call's context, as with net/http/httptrace.
+func ExampleWithClientTrace() {
+	pool := &smtp.Pool{Dialer: &smtp.Dialer{LocalName: "app1.example.org"}}
+	defer pool.Close()
+	ctx := smtp.WithClientTrace(context.Background(), &smtp.ClientTrace{
+		CommandSent: func(line string) { log.Printf("order 1234: C: %s", line) },
+	})
+	env := &smtp.Envelope{From: "shop@example.org", To: smtp.Recipients("customer@example.net")}
+	if _, err := pool.Send(ctx, "mail.example.com:25", env, strings.NewReader("Subject: your order\r\n\r\n...\r\n")); err != nil {
+		log.Print(err)
+	}
+}
+
 // Pipeline your own commands (RFC 2920): one write, replies in order.
 func ExampleClient_Pipeline() {
 	c, err := (&smtp.Dialer{}).Dial(context.Background(), "mail.example.com:25")

@@ -1,6 +1,10 @@
 package smtp
 
-import "crypto/tls"
+import (
+	"context"
+	"crypto/tls"
+	"reflect"
+)
 
 // ClientTrace is a set of hooks run at points in a Client's life, in the
 // manner of net/http/httptrace. Any hook may be nil. Hooks run synchronously
@@ -68,3 +72,54 @@ type ClientTrace struct {
 const ProgressInterval = 64 << 10
 
 const redacted = "<redacted>"
+
+type clientTraceKey struct{}
+
+// WithClientTrace returns a context based on ctx whose calls are traced by
+// t as well: every blocking call of a Client, Batch, Pool or Courier made
+// with it (or with a context derived from it) runs t's hooks first, then
+// those of a trace already in ctx, then those of the Dialer's Trace. This
+// traces one call, or one Send of a Pool, without tracing every
+// connection.
+func WithClientTrace(ctx context.Context, t *ClientTrace) context.Context {
+	if t == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, clientTraceKey{}, t.compose(ContextClientTrace(ctx)))
+}
+
+// ContextClientTrace returns the ClientTrace associated with ctx by
+// WithClientTrace, or nil.
+func ContextClientTrace(ctx context.Context) *ClientTrace {
+	t, _ := ctx.Value(clientTraceKey{}).(*ClientTrace)
+	return t
+}
+
+// compose returns a trace whose hooks run t's hook and then next's; t or
+// next itself when the other is nil. Neither is changed.
+func (t *ClientTrace) compose(next *ClientTrace) *ClientTrace {
+	if t == nil {
+		return next
+	}
+	if next == nil {
+		return t
+	}
+	nt := *t
+	tv, nv := reflect.ValueOf(&nt).Elem(), reflect.ValueOf(next).Elem()
+	for i := range tv.NumField() {
+		first, second := tv.Field(i), nv.Field(i)
+		if second.IsNil() {
+			continue
+		}
+		if first.IsNil() {
+			first.Set(second)
+			continue
+		}
+		f1, f2 := reflect.ValueOf(first.Interface()), second
+		first.Set(reflect.MakeFunc(first.Type(), func(args []reflect.Value) []reflect.Value {
+			f1.Call(args)
+			return f2.Call(args)
+		}))
+	}
+	return &nt
+}
