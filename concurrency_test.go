@@ -24,8 +24,11 @@ import (
 // without CHECKPOINT the client cannot know whether the server kept the
 // message (the Courier's tests cover it with CHECKPOINT).
 func TestPool_ConcurrentSendersAgainstRandomCuts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 32 000 sends take seconds; go test without -short runs them")
+	}
 	senders, each := 32, 1000
-	if testing.Short() || raceEnabled {
+	if raceEnabled {
 		each = 100
 	}
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -904,6 +904,9 @@ func hostileCases() []hostileCase {
 }
 
 func TestHostileServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the hostile-server table takes seconds; go test without -short runs it")
+	}
 	type row struct {
 		name, action, kind string
 		elapsed            time.Duration

@@ -452,6 +452,9 @@ func octetCase(e *sweepEnv, p int64, seekable bool) sweepCase {
 }
 
 func TestSweep_CutEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the fault sweep takes seconds; go test without -short runs it")
+	}
 	msg := bigText(sweepMsgSize)
 	modes := []sweepMode{
 		{"DATA+CHECKPOINT", false, true},
