@@ -9,7 +9,7 @@ import (
 
 // This file holds the commands RFC 821 defined besides the core ones:
 // SEND, SOML and SAML (RFC 821 §3.4), EXPN (§3.3) and HELP (§4.1.1).
-// TURN is in turn.go, source routes in sourceroute.go, and RFC 772's
+// TURN is in turn.go, source routes in path.go, and RFC 772's
 // MRSQ/MRCP in mrsq.go.
 
 // A MailVerb is the command that begins a mail transaction (RFC 821 §3.4):

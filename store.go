@@ -9,112 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// A Checkpoint is what a client must remember to restart an interrupted
-// transaction (RFC 1845 §3): the TRANSID and the EHLO name it was used
-// with, the server that holds the transaction's state, the envelope to send
-// again, and how far the message data had gone.
-type Checkpoint struct {
-	// TransID is the TRANSID, with its angle brackets.
-	TransID string
-	// LocalName is the EHLO name the TRANSID was used with; RFC 1845 §2
-	// makes the pair the transaction's identity, so a restart must greet
-	// with the same name.
-	LocalName string
-	// Server is the "ip:port" of the server that holds the state, to be
-	// tried first on restart (RFC 1845 §3).
-	Server string
-	// Envelope is the transaction's envelope, sent again on restart.
-	Envelope Envelope
-	// Size is the canonical size of the message in octets if known, else
-	// -1.
-	Size int64
-	// Sent is the number of canonical octets handed to the connection so
-	// far.
-	Sent int64
-	// Points map canonical offsets at line starts to offsets in the
-	// message source, in increasing order, so that the data can be resumed
-	// at the offset a server's 355 reply names.
-	Points []ResumePoint
-	// Updated is when the record was last changed. The stores keep it as
-	// given; the caller sets it.
-	Updated time.Time
-}
-
-// A ResumePoint pairs an offset in the canonical message data (CRLF line
-// endings, no dot-stuffing), at the start of a line, with the offset of the
-// same octet in the message source.
-type ResumePoint struct {
-	Canonical, Source int64
-}
-
-// A CheckpointStore keeps Checkpoints, keyed by their case-sensitive
-// TRANSID, for as long as the transaction may need to be restarted. The
-// client deletes a record once the transaction is complete from its side,
-// which RFC 1845 §3 says is when it sends QUIT, RSET or a new MAIL.
-//
-// Implementations must be safe for concurrent use, must not keep the
-// *Checkpoint given to Save and must return a fresh copy from Load and List.
-type CheckpointStore interface {
-	// Save creates or replaces the record for cp.TransID. It returns an
-	// error, and stores nothing, if cp is nil or cp.TransID is not a
-	// valid TRANSID.
-	Save(ctx context.Context, cp *Checkpoint) error
-	// Load returns the record for transID, or an error that matches
-	// ErrNoCheckpoint if there is none.
-	Load(ctx context.Context, transID string) (*Checkpoint, error)
-	// Delete removes the record for transID. It returns nil if there is
-	// none.
-	Delete(ctx context.Context, transID string) error
-	// List returns every record, oldest Updated first.
-	List(ctx context.Context) ([]*Checkpoint, error)
-}
-
-// ErrNoCheckpoint is matched by the error a CheckpointStore's Load returns
-// for a TRANSID it holds no record for.
-var ErrNoCheckpoint = errors.New("smtp: no checkpoint for this TRANSID")
-
 var (
 	_ CheckpointStore = (*MemoryStore)(nil)
 	_ CheckpointStore = (*FileStore)(nil)
 )
-
-// checkCheckpoint returns an error if cp cannot be saved.
-func checkCheckpoint(cp *Checkpoint) error {
-	if cp == nil {
-		return errors.New("smtp: nil checkpoint")
-	}
-	if err := ValidateTransID(cp.TransID); err != nil {
-		return fmt.Errorf("smtp: cannot save checkpoint: %w", err)
-	}
-	return nil
-}
-
-// cloneCheckpoint returns a deep copy of cp.
-func cloneCheckpoint(cp *Checkpoint) *Checkpoint {
-	c := *cp
-	c.Envelope.To = slices.Clone(cp.Envelope.To)
-	for i := range c.Envelope.To {
-		c.Envelope.To[i].Notify = slices.Clone(c.Envelope.To[i].Notify)
-	}
-	c.Points = slices.Clone(cp.Points)
-	return &c
-}
-
-// sortCheckpoints orders cps by Updated, then by TransID.
-func sortCheckpoints(cps []*Checkpoint) {
-	slices.SortFunc(cps, func(a, b *Checkpoint) int {
-		if c := a.Updated.Compare(b.Updated); c != 0 {
-			return c
-		}
-		return strings.Compare(a.TransID, b.TransID)
-	})
-}
 
 // A MemoryStore is a CheckpointStore in memory: its records last as long as
 // the process. It is safe for concurrent use and hands out copies, never

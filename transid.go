@@ -235,3 +235,22 @@ func describeTransIDOctet(c byte) string {
 		return fmt.Sprintf("tspecial %q", rune(c))
 	}
 }
+
+// transIDDomain returns a transid-domain for the EHLO name: the name
+// itself, or as many of its rightmost labels as fit (RFC 1845 §2 bounds a
+// TRANSID to 80 characters), or "localhost" for an address literal, whose
+// brackets a transid-atom may not hold. The random part of the TRANSID
+// keeps it unique either way.
+func transIDDomain(localName string) string {
+	if strings.HasPrefix(localName, "[") {
+		return "localhost"
+	}
+	for len(localName) > MaxTransIDDomainLen {
+		_, rest, ok := strings.Cut(localName, ".")
+		if !ok {
+			return "localhost"
+		}
+		localName = rest
+	}
+	return localName
+}

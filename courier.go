@@ -1,0 +1,467 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Defaults for a Courier.
+const (
+	// DefaultRetryDelay is the least wait before reconnecting after a
+	// broken connection: RFC 1123 §5.3.1.1's "at least 30 minutes", which
+	// also leaves the server time to notice the broken connection and
+	// release the transaction (RFC 1845 §3). Set Courier.RetryDelay lower
+	// for links you know.
+	DefaultRetryDelay = 30 * time.Minute
+	// DefaultAttempts is how many connections a Courier tries in all.
+	DefaultAttempts = 5
+	// DefaultSpoolMemory is how much of a non-seekable message a Courier
+	// keeps in memory before spooling the rest to a temporary file.
+	DefaultSpoolMemory = 8 << 20
+)
+
+// A Courier sends one message at a time and sees it through broken
+// connections. When the server offers CHECKPOINT (RFC 1845), every
+// transaction carries a TRANSID; if the connection breaks during or after
+// the message data, the Courier waits RetryDelay, reconnects — to the same
+// address first, then to the others (RFC 1845 §3, RFC 5321 §5.1) — and
+// issues the same MAIL with the same TRANSID from the same EHLO name. A
+// "355 <offset>" reply means the server holds the first offset octets: the
+// Courier sends only the rest. A "250" means it holds nothing: the Courier
+// sends the recipients and the whole message. A connection lost after the
+// final "." but before its reply is resolved the same way (355 with the
+// whole size, then an empty DATA), so a message is neither lost nor
+// delivered twice.
+//
+// Without CHECKPOINT a broken transaction is sent again in full on a new
+// connection; a message whose final reply was lost may then arrive twice,
+// but success is never reported without the server's 250.
+//
+// The cost: a checkpointed message is never pipelined with the next
+// command (RFC 1845 §3: the next MAIL, RSET or QUIT ends the server's
+// hold), so with PIPELINING it takes two round trips instead of one. A
+// restart reads the message again from the last resume point before the
+// server's offset: a seekable message (an *os.File, a *bytes.Reader) is
+// sought, at most about 24 KiB before the offset; any other is spooled as it is
+// first read, in memory up to SpoolMemory octets and then in a temporary
+// file.
+//
+// The zero value is ready to use. A Courier is safe for concurrent use if
+// its fields are not changed; each Send uses its own connections.
+type Courier struct {
+	// Dialer connects; nil means a zero Dialer. Its LocalName is the EHLO
+	// name kept with each TRANSID (RFC 1845 §2 pairs them).
+	Dialer *Dialer
+	// Resolver finds the servers of a domain for Deliver; nil means a zero
+	// Resolver.
+	Resolver *Resolver
+	// RetryDelay is the least wait before reconnecting; zero means
+	// DefaultRetryDelay. The context's deadline bounds it.
+	RetryDelay time.Duration
+	// Attempts bounds the connections tried for one message, the first
+	// included; zero means DefaultAttempts.
+	Attempts int
+	// Store keeps the checkpoint of each transaction in flight, so that a
+	// program that crashed can Resume it; nil keeps them in memory only.
+	Store CheckpointStore
+	// SpoolMemory and SpoolDir say where a non-seekable message is kept
+	// for restarts; zero and "" mean DefaultSpoolMemory and os.TempDir().
+	SpoolMemory int64
+	SpoolDir    string
+}
+
+// Send sends msg to the first server of addrs ("host:port") that takes a
+// connection, restarting as described on Courier. It returns the outcome as
+// Batch.Send reports it, with Result.Restarts and Result.Transmitted
+// telling how the message got there; an *Error for a refusal (a transient
+// refusal of the transaction is returned, not retried); or the last failure
+// once Attempts connections have been tried.
+func (k *Courier) Send(ctx context.Context, addrs []string, env *Envelope, msg io.Reader) (*Result, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("smtp: no server address")
+	}
+	ts := make([]Target, len(addrs))
+	for i, a := range addrs {
+		ts[i].Addr = a
+	}
+	targets := func(context.Context) ([]Target, error) { return ts, nil }
+	return k.run(ctx, targets, env, msg, nil)
+}
+
+// Deliver sends msg to the mail servers of domain (RFC 5321 §5.1, through
+// Resolver), restarting as described on Courier; it resolves the domain
+// again before each reconnection. It returns what Send returns, or the
+// Resolver's error (ErrNullMX for a domain that accepts no mail).
+func (k *Courier) Deliver(ctx context.Context, domain string, env *Envelope, msg io.Reader) (*Result, error) {
+	r := k.Resolver
+	if r == nil {
+		r = &Resolver{}
+	}
+	targets := func(ctx context.Context) ([]Target, error) { return r.Resolve(ctx, domain) }
+	return k.run(ctx, targets, env, msg, nil)
+}
+
+// Resume finishes a transaction whose checkpoint a crashed program left in
+// the Store: it reconnects to the server that holds it first, with the same
+// EHLO name and TRANSID. msg must be the same message, read from its start.
+func (k *Courier) Resume(ctx context.Context, cp *Checkpoint, msg io.Reader) (*Result, error) {
+	targets := func(context.Context) ([]Target, error) { return []Target{{Addr: cp.Server}}, nil }
+	env := cp.Envelope
+	return k.run(ctx, targets, &env, msg, cp)
+}
+
+// courierRun is the state of one message through its attempts.
+type courierRun struct {
+	k        *Courier
+	env      Envelope
+	m        *message
+	cp       *Checkpoint  // the record in the Store, if any
+	saved    bool         // the Store took a record of this run once
+	trace    *ClientTrace // the call's trace composed with the Dialer's
+	last     string       // the address that holds the transaction
+	held     bool         // a server may hold part of the message
+	rcpts    []RcptResult
+	res      Result
+	restarts int
+}
+
+func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Target, error), env *Envelope, msg io.Reader, cp *Checkpoint) (*Result, error) {
+	d := k.Dialer
+	if d == nil {
+		d = &Dialer{}
+	}
+	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp, trace: ContextClientTrace(ctx).compose(d.Trace)}
+	mem := k.SpoolMemory
+	if mem <= 0 {
+		mem = DefaultSpoolMemory
+	}
+	if err := r.m.makeResumable(mem, k.SpoolDir); err != nil {
+		return nil, err
+	}
+	defer r.m.close()
+	if cp != nil {
+		r.env.TransID = cp.TransID
+		r.last, r.held = cp.Server, true
+		// The recipients in a checkpoint are those the server accepted.
+		r.rcpts = make([]RcptResult, len(cp.Envelope.To))
+		for i, rc := range cp.Envelope.To {
+			r.rcpts[i].Addr = rc.Addr
+		}
+		r.m.points = append(r.m.points, cp.Points...)
+		dd := *d
+		dd.LocalName = cp.LocalName
+		d = &dd
+	}
+	attempts := k.Attempts
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	var lastErr error
+	for n := 0; n < attempts; {
+		if n > 0 {
+			if err := k.wait(ctx); err != nil {
+				return r.result(), fmt.Errorf("%w (after: %v)", err, lastErr)
+			}
+		}
+		ts, err := targets(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, target := range ReorderForRestart(ts, r.last) {
+			addr := target.Addr
+			if n >= attempts {
+				break
+			}
+			n++
+			if n > 1 {
+				r.restarts++
+			}
+			c, err := d.Dial(ctx, addr)
+			if err != nil {
+				lastErr = err
+				if r.trace != nil && r.trace.AttemptFailed != nil {
+					r.trace.AttemptFailed(addr, err)
+				}
+				if ctx.Err() != nil {
+					return r.result(), err
+				}
+				continue // RFC 5321 §5.1: try the next address
+			}
+			if r.trace != nil && r.trace.Connected != nil {
+				r.trace.Connected(addr, n)
+			}
+			res, err, cut := r.attempt(ctx, c, addr)
+			if !cut {
+				return res, err
+			}
+			lastErr = err
+			if r.trace != nil && r.trace.AttemptFailed != nil {
+				r.trace.AttemptFailed(addr, err)
+			}
+			if ctx.Err() != nil {
+				return r.result(), err
+			}
+			break // wait before reconnecting
+		}
+	}
+	return r.result(), fmt.Errorf("smtp: giving up after %d attempts: %w", attempts, lastErr)
+}
+
+func (k *Courier) wait(ctx context.Context) error {
+	d := k.RetryDelay
+	if d <= 0 {
+		d = DefaultRetryDelay
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("smtp: waiting to reconnect: %w", context.Cause(ctx))
+	}
+}
+
+func (r *courierRun) result() *Result {
+	res := r.res
+	res.Recipients = r.rcpts
+	res.Restarts = r.restarts
+	return &res
+}
+
+// attempt runs the transaction on a new connection. cut reports a broken
+// connection, after which the message may be tried again.
+func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *Result, err error, cut bool) {
+	defer c.Close()
+	env := r.env
+	_, checkpoint := c.ext["CHECKPOINT"]
+	if checkpoint && env.TransID == "" {
+		if env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
+			return nil, err, false
+		}
+		r.env.TransID = env.TransID
+	}
+	if !checkpoint {
+		env.TransID = ""
+		r.held = false // no server state to resume: start over
+	}
+	b, err := c.NewBatch(ctx)
+	if err != nil {
+		return nil, err, true
+	}
+	defer b.Close()
+	size := env.Size
+	if size <= 0 {
+		size = r.m.size
+	}
+	lines, err := c.buildEnvelope(&env, size)
+	if err != nil {
+		return nil, err, false
+	}
+	if env.TransID != "" {
+		if err := r.save(ctx, c, addr); err != nil {
+			return nil, err, false
+		}
+	}
+	var out struct {
+		res *Result
+		err error
+		got bool
+	}
+	t := &txn{to: env.To, hold: true, done: func(res *Result, err error) { out.res, out.err, out.got = res, err, true }}
+	if r.held {
+		off, err := r.restart(b, t, lines)
+		switch {
+		case err != nil:
+			return nil, err, c.err != nil
+		case t.resend:
+			// RSET done; the whole transaction again, under a new TRANSID
+			// so that the server's doubtful state cannot answer it.
+			r.forget(ctx)
+			if env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
+				return nil, err, false
+			}
+			r.env.TransID = env.TransID
+			if lines, err = c.buildEnvelope(&env, size); err != nil {
+				return nil, err, false
+			}
+			if err := r.save(ctx, c, addr); err != nil {
+				return nil, err, false
+			}
+			t.mail = nil
+		case t.fresh:
+			// MAIL accepted anew: the recipients and the whole message.
+		case t.mail.Err != nil:
+			b.finish(t)
+			return r.outcome(out.res), out.err, false
+		default:
+			t.resumed, t.prior, t.skipped = true, r.rcpts, off
+		}
+	}
+	r.last, r.held = addr, env.TransID != ""
+	err = b.sendTxn(t, lines, r.m)
+	got := out.got
+	if err != nil {
+		b.Close() // collects the replies read before the failure
+	}
+	if rc := t.rcptResults(); !t.resumed && len(t.rcpts) == len(t.to) && t.rcpts[len(t.rcpts)-1].done {
+		r.rcpts = rc
+	}
+	if got {
+		if out.err == nil {
+			// Complete from the client's side: QUIT ends the server's
+			// hold (RFC 1845 §3), then the checkpoint goes.
+			b.Quit()
+			r.forget(ctx)
+		}
+		r.res.Transmitted += out.res.Transmitted
+		return r.outcome(out.res), out.err, false
+	}
+	if err == nil {
+		err = errors.New("smtp: internal error: no outcome")
+	}
+	if t.sent == 0 && t.data != nil { // DATA: what the DotWriter handed on
+		t.sent = max(r.m.written-t.skipped, 0)
+	}
+	r.res.Transmitted += t.sent
+	r.saveProgress(ctx, addr)
+	var se *sourceError
+	return nil, err, c.err != nil && !errors.As(err, &se)
+}
+
+// outcome merges an attempt's result into the run's.
+func (r *courierRun) outcome(res *Result) *Result {
+	if res != nil {
+		if !res.resumed {
+			r.rcpts = res.Recipients
+		}
+		r.res.Reply = res.Reply
+		r.res.Octets = res.Octets
+	}
+	return r.result()
+}
+
+// restart issues MAIL with the TRANSID alone, the last command of its
+// group, and returns the offset the server holds. A 250 marks t fresh: the
+// server holds nothing. An offset the message cannot have (beyond its end,
+// or not at a line start for DATA) is a server fault: RSET, and the message
+// goes again in full.
+func (r *courierRun) restart(b *Batch, t *txn, l *envelopeLines) (int64, error) {
+	c := b.c
+	x, err := c.queue(command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, "", "%s", l.mail)
+	if err != nil {
+		return 0, err
+	}
+	t.mail = x
+	if err := c.await(x); err != nil {
+		return 0, err
+	}
+	switch x.Reply.Code {
+	case 250:
+		t.fresh = true
+		return 0, nil
+	case 355:
+	default:
+		return 0, nil // refused: the caller reports it
+	}
+	off, ok := parseOffset(x.Reply)
+	reason := ""
+	switch {
+	case !ok:
+		reason = "malformed 355 reply"
+	default:
+		switch ok, err := r.m.validOffset(off, !b.chunk); {
+		case err != nil:
+			return 0, err
+		case !ok && b.chunk:
+			reason = "offset beyond the end of the message"
+		case !ok:
+			reason = "offset beyond the end of the message, or not at a line start"
+		}
+	}
+	if reason != "" {
+		if tr := c.trace; tr != nil && tr.ResumeRefused != nil {
+			tr.ResumeRefused(off, reason)
+		}
+		rs, err := c.queue(command{verb: "RSET", expect: 250, timeout: c.timeouts.Command}, "", "RSET")
+		if err == nil {
+			err = c.await(rs)
+		}
+		if err == nil {
+			err = rs.Err
+		}
+		if err != nil {
+			return 0, err
+		}
+		t.resend = true
+		return 0, nil
+	}
+	x.Err = nil // 355 is the answer we asked for
+	if tr := c.trace; tr != nil && tr.Resumed != nil {
+		tr.Resumed(off)
+	}
+	return off, nil
+}
+
+// save records the transaction's checkpoint before the server can hold any
+// of it.
+func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
+	if r.k.Store == nil {
+		return nil
+	}
+	cp := &Checkpoint{TransID: r.env.TransID, LocalName: c.localName, Server: addr, Envelope: r.env,
+		Size: r.m.canonical, Points: r.m.points, Updated: time.Now()}
+	r.cp = cp
+	err := r.k.Store.Save(ctx, cp)
+	if err != nil && r.saved {
+		// Only the first save is a condition of sending; after it, the
+		// run goes on without the chance to Resume from another process.
+		r.storeFailed("save", cp.TransID, err)
+		return nil
+	}
+	r.saved = r.saved || err == nil
+	return err
+}
+
+// saveProgress records the resume points after a cut.
+func (r *courierRun) saveProgress(ctx context.Context, addr string) {
+	if r.k.Store == nil || r.cp == nil {
+		return
+	}
+	r.cp.Server, r.cp.Points, r.cp.Size, r.cp.Updated = addr, r.m.points, r.m.canonical, time.Now()
+	if r.rcpts != nil {
+		// Keep the recipients the server accepted: a resumed transaction
+		// has them and no others (RFC 1845 §3).
+		var to []Recipient
+		for i, rr := range r.rcpts {
+			if rr.Err == nil && i < len(r.env.To) {
+				to = append(to, r.env.To[i])
+			}
+		}
+		r.cp.Envelope.To = to
+	}
+	if err := r.k.Store.Save(ctx, r.cp); err != nil {
+		r.storeFailed("save", r.cp.TransID, err)
+	}
+}
+
+// storeFailed reports a failure of the CheckpointStore that the Courier
+// goes on after.
+func (r *courierRun) storeFailed(op, transID string, err error) {
+	if r.trace != nil && r.trace.StoreFailed != nil {
+		r.trace.StoreFailed(op, transID, err)
+	}
+}
+
+// forget drops the checkpoint once the transaction is complete from the
+// client's side (RFC 1845 §3).
+func (r *courierRun) forget(ctx context.Context) {
+	if r.k.Store != nil && r.env.TransID != "" {
+		if err := r.k.Store.Delete(ctx, r.env.TransID); err != nil {
+			r.storeFailed("delete", r.env.TransID, err)
+		}
+	}
+}

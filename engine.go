@@ -1,0 +1,261 @@
+package smtp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// A command describes one line the engine writes: what reply it wants and
+// how long to wait for it.
+type command struct {
+	verb    string        // the command word, for errors: "MAIL", "." for end of data
+	expect  int           // the code wanted, in net/textproto's convention
+	timeout time.Duration // how long to wait for the reply
+	secret  bool          // AUTH exchange: keep the reply text out of traces
+}
+
+// A Cmd is a command that has been written and the reply it drew.
+//
+// Replies are matched to commands strictly by count, in order (RFC 2920
+// §3.1): the engine never looks at a reply's code or text to decide which
+// command it answers.
+type Cmd struct {
+	// Reply is the server's reply, or nil if none was read (the group was
+	// not sent, or the connection failed first).
+	Reply *Reply
+	// Err is an *Error if the reply is not the one the command expects, or
+	// the failure that kept the reply from being read.
+	Err error
+
+	cmd  command
+	done bool // the reply has been consumed (consumer goroutine only)
+	read bool // the pump has read the reply (guarded by pump.mu)
+}
+
+// Done reports whether the command's reply has been read.
+func (x *Cmd) Done() bool { return x.done }
+
+// queue writes one command line to the write buffer and appends its Cmd to
+// the FIFO of replies due. The line is built like net/textproto's
+// PrintfLine: format and args, then CRLF. Nothing reaches the network before
+// flush (or a full buffer). When traceLine is not "", the trace sees it
+// instead of the real line.
+func (c *Client) queue(cmd command, traceLine string, format string, args ...any) (*Cmd, error) {
+	line := format
+	if len(args) > 0 {
+		line = fmt.Sprintf(format, args...)
+	}
+	x := &Cmd{cmd: cmd}
+	return x, c.write(x, traceLine, line)
+}
+
+// queueLine is queue for a line that needs no formatting.
+func (c *Client) queueLine(cmd command, line string) (*Cmd, error) {
+	x := &Cmd{cmd: cmd}
+	return x, c.write(x, "", line)
+}
+
+// write writes line, then CRLF, for a Cmd the caller made, and appends it
+// to the FIFO.
+func (c *Client) write(x *Cmd, traceLine string, line string) error {
+	if c.err != nil {
+		return c.err
+	}
+	if len(c.pending) == 0 && c.unsolicited() {
+		b, _ := c.rr.r.Peek(c.rr.r.Buffered())
+		return c.fail(protocolError("reply received when none was due", b, nil))
+	}
+	_, err := c.bw.WriteString(line)
+	if err == nil {
+		_, err = c.bw.WriteString("\r\n")
+	}
+	if err != nil {
+		return c.fail(netError("writing "+x.cmd.verb, err))
+	}
+	c.due(x)
+	if t := c.trace; t != nil && t.CommandSent != nil {
+		if traceLine == "" {
+			traceLine = line
+		}
+		t.CommandSent(traceLine)
+	}
+	return nil
+}
+
+// expect appends a Cmd for a reply that is due without a command line of
+// its own: the greeting, or the end of message data.
+func (c *Client) expect(cmd command) *Cmd {
+	x := &Cmd{cmd: cmd}
+	c.due(x)
+	return x
+}
+
+func (c *Client) due(x *Cmd) {
+	c.pending = append(c.pending, x)
+	if c.pump != nil {
+		c.pump.add(x)
+	}
+}
+
+// unsolicited reports whether reply octets have arrived although no reply
+// is due. Only what is already buffered is seen. Clients from NewClient and
+// Dial do not look, as net/smtp does not: its own tests feed a whole
+// conversation in one read.
+func (c *Client) unsolicited() bool {
+	if c.pump != nil || !c.strict {
+		return false
+	}
+	return c.rr.r.Buffered() > 0
+}
+
+// flush writes the buffered group to the network.
+func (c *Client) flush() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.bw.Buffered() == 0 {
+		return nil
+	}
+	c.writeTimeout = c.timeouts.Command
+	err := c.bw.Flush()
+	c.writeTimeout = 0
+	if err != nil {
+		return c.fail(netError("writing commands", err))
+	}
+	return nil
+}
+
+// next reads the reply to the oldest command in the FIFO and records it in
+// its Cmd, with an *Error in Cmd.Err if it is not the reply the command
+// expects. It returns an error only when the connection failed: an I/O or
+// protocol error, which makes the Client unusable.
+func (c *Client) next() (*Cmd, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(c.pending) == 0 {
+		return nil, errors.New("smtp: internal error: no reply is due")
+	}
+	x := c.pending[0]
+	c.pending[0] = nil
+	c.pending = c.pending[1:]
+	if len(c.pending) == 0 {
+		c.pending = c.pending[:0:cap(c.pending)]
+	}
+	x.done = true
+	var err error
+	if p := c.pump; p != nil {
+		err = p.wait(x, c.deadline(x.cmd.timeout))
+	} else {
+		c.setReadDeadline(x.cmd.timeout)
+		rep := new(Reply)
+		if err = c.rr.read(rep); err == nil {
+			x.Reply = rep
+		}
+	}
+	if err != nil {
+		x.Err = netError("reading reply to "+x.cmd.verb, err)
+		return x, c.fail(x.Err)
+	}
+	if t := c.trace; t != nil && t.ReplyRead != nil {
+		if x.cmd.secret && x.Reply.Code == 334 {
+			t.ReplyRead(&Reply{Code: x.Reply.Code, Lines: []string{redacted}})
+		} else {
+			t.ReplyRead(x.Reply)
+		}
+	}
+	if c.strict && outOfStep(x.cmd.verb, x.Reply.Code) {
+		// A reply no command of this kind can get: the replies have
+		// slipped (the server answered something twice, or unasked).
+		x.Err = protocolError("reply out of step with the commands: "+strconv.Itoa(x.Reply.Code)+" to "+x.cmd.verb, []byte(x.Reply.Msg()), nil)
+		return x, c.fail(x.Err)
+	}
+	if x.Reply.Code == 421 && c.closing == nil {
+		// RFC 5321 §3.8: the server is closing the channel, whatever the
+		// command expected.
+		c.closing = x.Reply.err()
+	}
+	if !x.Reply.matches(x.cmd.expect) {
+		x.Err = x.Reply.err()
+	}
+	return x, nil
+}
+
+// outOfStep reports whether code cannot answer verb: a positive completion
+// to DATA (it wants 354 or a refusal) or an intermediate reply to a command
+// that has none.
+func outOfStep(verb string, code int) bool {
+	switch verb {
+	case "DATA":
+		return code/100 == 2
+	case "RCPT", "RSET", "NOOP", "QUIT", "EHLO", "HELO", "LHLO", "BDAT", ".", "VRFY":
+		return code/100 == 3
+	}
+	return false
+}
+
+// await flushes the write buffer and reads replies until x has its own.
+func (c *Client) await(x *Cmd) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	for !x.done {
+		if _, err := c.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain flushes and reads every reply due.
+func (c *Client) drain() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	for len(c.pending) > 0 {
+		if _, err := c.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ready reports whether the reply to the oldest command has been read by
+// the pump, so that next will not wait for the network.
+func (c *Client) ready() bool {
+	if len(c.pending) == 0 || c.err != nil || c.pump == nil {
+		return false
+	}
+	return c.pump.has(c.pending[0])
+}
+
+// roundTrip sends one command alone, a group of one, and reads its reply.
+// It returns the reply, and an *Error as well if it is not the expected
+// one.
+func (c *Client) roundTrip(cmd command, format string, args ...any) (*Reply, error) {
+	x, err := c.queue(cmd, "", format, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.await(x); err != nil {
+		return nil, err
+	}
+	return x.Reply, x.Err
+}
+
+// commandTimeout returns the timeout for a reply to verb.
+func (c *Client) commandTimeout(verb string) time.Duration {
+	switch verb {
+	case "MAIL", "SEND", "SOML", "SAML":
+		return c.timeouts.Mail
+	case "RCPT":
+		return c.timeouts.Rcpt
+	case "DATA":
+		return c.timeouts.DataInit
+	case "BDAT":
+		return c.timeouts.DataTerm
+	}
+	return c.timeouts.Command
+}

@@ -1,0 +1,161 @@
+package smtp
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"time"
+)
+
+// A pump reads replies on a goroutine of its own while the caller goes on
+// writing, so that a server which answers as it reads can never block
+// against a client that is still writing (RFC 2920 §3.1: "deadlock").
+// Replies still go to their commands strictly in order.
+//
+// The pump reads only while a reply is due, so it is idle, not blocked on
+// the network, whenever every reply has been read. Its goroutine ends when
+// the pump is stopped or the connection fails; it never outlives the call
+// or the Batch that started it.
+type pump struct {
+	c      *Client
+	mu     sync.Mutex
+	toRead []*Cmd // written, reply not read yet, oldest first
+	err    error  // the read failure that stopped the goroutine
+	work   chan struct{}
+	ready  chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
+	timer  *time.Timer
+}
+
+// startPump starts reading replies concurrently; stopPump ends it.
+func (c *Client) startPump() {
+	p := &pump{
+		c:     c,
+		work:  make(chan struct{}, 1),
+		ready: make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	p.toRead = append(p.toRead, c.pending...)
+	c.pump = p
+	go p.run()
+}
+
+// stopPump waits for the reader goroutine to end. Every reply due must have
+// been read, or the connection have failed; otherwise the connection is
+// closed, since the reader is in the middle of a reply.
+func (c *Client) stopPump() {
+	p := c.pump
+	if p == nil {
+		return
+	}
+	if len(c.pending) > 0 && c.err == nil {
+		c.fail(errors.New("smtp: replies still due when pipelining ended"))
+	}
+	close(p.quit)
+	<-p.done
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	c.pump = nil
+	// Replies read before a failure still count: a restart needs to know
+	// which recipients were accepted.
+	for _, x := range c.pending {
+		if !x.read {
+			break
+		}
+		x.done = true
+		if !x.Reply.matches(x.cmd.expect) {
+			x.Err = x.Reply.err()
+		}
+	}
+	c.pending = c.pending[:0]
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pump) add(x *Cmd) {
+	p.mu.Lock()
+	p.toRead = append(p.toRead, x)
+	p.mu.Unlock()
+	wake(p.work)
+}
+
+func (p *pump) has(x *Cmd) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return x.read || p.err != nil
+}
+
+func (p *pump) run() {
+	defer close(p.done)
+	for {
+		p.mu.Lock()
+		for len(p.toRead) == 0 {
+			p.mu.Unlock()
+			select {
+			case <-p.work:
+			case <-p.quit:
+				return
+			}
+			p.mu.Lock()
+		}
+		x := p.toRead[0]
+		p.mu.Unlock()
+
+		rep := new(Reply)
+		err := p.c.rr.read(rep)
+
+		p.mu.Lock()
+		if err != nil {
+			p.err = err
+			p.mu.Unlock()
+			wake(p.ready)
+			return
+		}
+		x.Reply = rep
+		x.read = true
+		p.toRead[0] = nil
+		p.toRead = p.toRead[1:]
+		p.mu.Unlock()
+		wake(p.ready)
+	}
+}
+
+// wait waits until x's reply has been read, until deadline if it is not
+// zero.
+func (p *pump) wait(x *Cmd, deadline time.Time) error {
+	var expired <-chan time.Time
+	for {
+		p.mu.Lock()
+		read, err := x.read, p.err
+		p.mu.Unlock()
+		if read {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if expired == nil && !deadline.IsZero() {
+			d := time.Until(deadline)
+			if p.timer == nil {
+				p.timer = time.NewTimer(d)
+			} else {
+				p.timer.Reset(d)
+			}
+			expired = p.timer.C
+			defer p.timer.Stop()
+		}
+		select {
+		case <-p.ready:
+		case <-expired:
+			return os.ErrDeadlineExceeded
+		}
+	}
+}
