@@ -125,7 +125,7 @@ func TestSend_SizeLimitIsCheckedBeforeSending(t *testing.T) {
 // Parameters go out only where the extension is offered (RFC 3461, RFC
 // 6531, RFC 6152); xtext encodes ENVID and ORCPT.
 func TestSend_Parameters(t *testing.T) {
-	env := &Envelope{From: "a@example.org", To: []Recipient{{Addr: "b@example.com", Notify: []string{"success", "FAILURE"}, ORCPT: "b+x=y@example.com"}},
+	env := &Envelope{From: "a@example.org", To: []Recipient{{Addr: "b@example.com", Notify: []DSNNotify{"success", DSNFailure}, ORCPT: "b+x=y@example.com"}},
 		Ret: "hdrs", EnvID: "id 1"}
 	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 	c := dialTest(t, srv, nil)
@@ -165,7 +165,7 @@ func TestSend_RefusesBadEnvelopes(t *testing.T) {
 		{From: "a@b\r\nRSET", To: Recipients("c@d")},
 		{From: "a@b", To: Recipients("c@d>")},
 		{From: "a@b", To: Recipients("")},
-		{From: "a@b", To: []Recipient{{Addr: "c@d", Notify: []string{"NEVER", "SUCCESS"}}}},
+		{From: "a@b", To: []Recipient{{Addr: "c@d", Notify: []DSNNotify{DSNNever, DSNSuccess}}}},
 		{From: "a@b", To: Recipients("c@d"), Ret: "SOME"},
 	} {
 		_, err := c.Send(context.Background(), env, strings.NewReader("x"))

@@ -44,7 +44,7 @@ type Client struct {
 	tls        bool
 	serverName string
 	localName  string // the name to use in HELO/EHLO
-	ext        map[string]string
+	ext        extensions
 	auth       []string
 	didHello   bool
 	helloError error
@@ -443,20 +443,7 @@ func (c *Client) ehlo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ext := make(map[string]string, len(rep.Lines))
-	for _, line := range rep.Lines[1:] {
-		k, v, _ := strings.Cut(line, " ")
-		k = strings.ToUpper(k)
-		if strings.HasPrefix(k, "AUTH=") {
-			// Some servers also list their mechanisms the pre-RFC 2554 way,
-			// "AUTH=LOGIN PLAIN"; the RFC 4954 line wins if both appear.
-			if _, ok := ext["AUTH"]; !ok {
-				ext["AUTH"] = strings.TrimSpace(k[len("AUTH="):] + " " + v)
-			}
-			continue
-		}
-		ext[k] = v
-	}
+	ext := parseEHLO(rep.Lines[1:])
 	c.auth = nil
 	if mechs, ok := ext["AUTH"]; ok {
 		c.auth = strings.Split(mechs, " ")
@@ -595,13 +582,7 @@ func (c *Client) MailContext(ctx context.Context, from string) error {
 // mailLine returns net/smtp's MAIL command for from: with BODY=8BITMIME and
 // SMTPUTF8 when the server offers them.
 func (c *Client) mailLine(from string) string {
-	line := "MAIL FROM:<" + from + ">"
-	if _, ok := c.ext["8BITMIME"]; ok {
-		line += " BODY=8BITMIME"
-	}
-	if _, ok := c.ext["SMTPUTF8"]; ok {
-		line += " SMTPUTF8"
-	}
+	line, _ := c.mailCommand(&Envelope{From: from}, -1, c.ext.has("SMTPUTF8"))
 	return line
 }
 
@@ -620,7 +601,8 @@ func (c *Client) RcptContext(ctx context.Context, to string) error {
 	if err := validateLine(to); err != nil {
 		return err
 	}
-	_, err := c.simple(ctx, command{verb: "RCPT", expect: 25, timeout: c.timeouts.Rcpt}, "RCPT TO:<%s>", to)
+	line, _ := rcptCommand(c.ext, Recipient{Addr: to}) // no parameters: no error
+	_, err := c.simple(ctx, command{verb: "RCPT", expect: 25, timeout: c.timeouts.Rcpt}, "%s", line)
 	return err
 }
 

@@ -237,7 +237,7 @@ func (r *courierRun) result() *Result {
 func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *Result, err error, cut bool) {
 	defer c.Close()
 	env := r.env
-	_, checkpoint := c.ext["CHECKPOINT"]
+	checkpoint := c.ext.has("CHECKPOINT")
 	if checkpoint && env.TransID == "" {
 		if env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
 			return nil, err, false

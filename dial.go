@@ -188,7 +188,7 @@ func (c *Client) session(ctx context.Context, d *Dialer) error {
 	if c.tls || d.TLSPolicy == TLSDisabled {
 		return nil
 	}
-	if _, ok := c.ext["STARTTLS"]; !ok {
+	if !c.ext.has("STARTTLS") {
 		if d.TLSPolicy == TLSRequired {
 			c.QuitContext(ctx)
 			return ErrTLSRequired

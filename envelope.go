@@ -24,6 +24,32 @@ const (
 	BodyBinaryMIME BodyType = "BINARYMIME"
 )
 
+// DSNReturn is the DSN RET parameter (RFC 3461 §4.3): what of the message
+// a delivery status notification returns.
+type DSNReturn string
+
+const (
+	// DSNReturnFull returns the whole message.
+	DSNReturnFull DSNReturn = "FULL"
+	// DSNReturnHeaders returns the headers only.
+	DSNReturnHeaders DSNReturn = "HDRS"
+)
+
+// DSNNotify is a keyword of the DSN NOTIFY parameter (RFC 3461 §4.1): when
+// to send a delivery status notification for a recipient.
+type DSNNotify string
+
+const (
+	// DSNNever asks for no notification; it stands alone.
+	DSNNever DSNNotify = "NEVER"
+	// DSNSuccess asks for one on delivery.
+	DSNSuccess DSNNotify = "SUCCESS"
+	// DSNFailure asks for one on failure.
+	DSNFailure DSNNotify = "FAILURE"
+	// DSNDelay asks for one on a delay.
+	DSNDelay DSNNotify = "DELAY"
+)
+
 // An Envelope is what a transaction sends besides the message itself: the
 // sender, the recipients, and the MAIL and RCPT parameters.
 //
@@ -51,8 +77,8 @@ type Envelope struct {
 	// sent, when offered, if an address is not ASCII; without the extension
 	// such an address is an error.
 	SMTPUTF8 bool
-	// Ret is the DSN RET parameter, "FULL" or "HDRS" (RFC 3461 §4.3).
-	Ret string
+	// Ret is the DSN RET parameter (RFC 3461 §4.3); "" sends none.
+	Ret DSNReturn
 	// EnvID is the DSN ENVID parameter (RFC 3461 §4.4), sent as xtext.
 	EnvID string
 	// RequireTLS sends the REQUIRETLS parameter (RFC 8689); it needs the
@@ -75,9 +101,9 @@ type Envelope struct {
 type Recipient struct {
 	// Addr is the forward-path, without angle brackets.
 	Addr string
-	// Notify is the DSN NOTIFY parameter (RFC 3461 §4.1): "NEVER", or any
-	// of "SUCCESS", "FAILURE", "DELAY".
-	Notify []string
+	// Notify is the DSN NOTIFY parameter (RFC 3461 §4.1): DSNNever alone,
+	// or any of DSNSuccess, DSNFailure, DSNDelay; nil sends none.
+	Notify []DSNNotify
 	// ORCPT is the original recipient for the DSN ORCPT parameter (RFC 3461
 	// §4.2), sent as "rfc822;" and the address in xtext.
 	ORCPT string
@@ -113,166 +139,224 @@ type envelopeLines struct {
 // buildEnvelope checks env against the server's extensions and returns its
 // MAIL and RCPT lines. size is the declared size, or -1 if unknown.
 func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error) {
-	if len(env.To) == 0 {
-		return nil, errors.New("smtp: no recipients")
-	}
-	if err := validateAddress(env.From); err != nil {
+	utf8, err := checkAddresses(env)
+	if err != nil {
 		return nil, err
 	}
-	utf8 := env.SMTPUTF8 || !isASCII(env.From)
-	for _, r := range env.To {
-		if r.Addr == "" {
-			return nil, errors.New("smtp: empty recipient address")
-		}
-		if err := validateAddress(r.Addr); err != nil {
-			return nil, err
-		}
-		utf8 = utf8 || !isASCII(r.Addr)
-	}
-	l := &envelopeLines{verb: string(MailMAIL)}
 	switch env.Verb {
 	case "", MailMAIL:
 	case MailSEND, MailSOML, MailSAML:
-		// RFC 821 §3.4: the historic verbs carry no parameters.
-		if env.Body != "" || env.SMTPUTF8 || env.Ret != "" || env.EnvID != "" || env.RequireTLS || env.TransID != "" {
-			return nil, fmt.Errorf("smtp: %s FROM takes no MAIL parameters", env.Verb)
-		}
-		if utf8 {
-			// A non-ASCII address needs SMTPUTF8 (RFC 6531 §3.4), a MAIL
-			// parameter.
-			return nil, fmt.Errorf("smtp: %s FROM cannot carry a non-ASCII address", env.Verb)
-		}
-		for _, r := range env.To {
-			if len(r.Notify) > 0 || r.ORCPT != "" {
-				return nil, fmt.Errorf("smtp: %s FROM takes no RCPT parameters (NOTIFY, ORCPT)", env.Verb)
-			}
-		}
-		l.verb = string(env.Verb)
-		l.mail = l.verb + " FROM:<" + env.From + ">"
-		for _, r := range env.To {
-			l.rcpts = append(l.rcpts, "RCPT TO:<"+r.Addr+">")
-		}
-		return l, nil
+		return historicLines(env, utf8)
 	default:
 		return nil, fmt.Errorf("smtp: invalid transaction verb %q", env.Verb)
 	}
-	var b strings.Builder
-	b.WriteString("MAIL FROM:<")
-	b.WriteString(env.From)
-	b.WriteString(">")
-	need := func(ext, what string) error {
-		if _, ok := c.ext[ext]; !ok {
-			return fmt.Errorf("%w: %s needs %s", ErrExtensionNotOffered, what, ext)
-		}
-		return nil
+	l := &envelopeLines{verb: string(MailMAIL)}
+	if l.mail, err = c.mailCommand(env, size, utf8); err != nil {
+		return nil, err
 	}
-	if max, ok := c.maxSize(); ok && size > 0 {
-		if max > 0 && size > max {
-			return nil, fmt.Errorf("%w: %d octets, limit %d (RFC 1870)", ErrMessageTooLarge, size, max)
-		}
-		b.WriteString(" SIZE=")
-		b.WriteString(strconv.FormatInt(size, 10))
-	}
-	switch env.Body {
-	case "":
-		if _, ok := c.ext["8BITMIME"]; ok {
-			b.WriteString(" BODY=8BITMIME")
-		}
-	case Body7Bit:
-		// BODY is a parameter of 8BITMIME (RFC 6152 §3) and BINARYMIME
-		// (RFC 3030 §3); without them 7BIT is the default and goes unsaid.
-		_, ok8 := c.ext["8BITMIME"]
-		_, okBin := c.ext["BINARYMIME"]
-		if ok8 || okBin {
-			b.WriteString(" BODY=7BIT")
-		}
-	case Body8BitMIME:
-		if err := need("8BITMIME", "BODY=8BITMIME"); err != nil {
-			return nil, err
-		}
-		b.WriteString(" BODY=8BITMIME")
-	case BodyBinaryMIME:
-		if err := need("BINARYMIME", "BODY=BINARYMIME"); err != nil {
-			return nil, err
-		}
-		if !c.chunking() {
-			return nil, fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
-		}
-		b.WriteString(" BODY=BINARYMIME")
-	default:
-		return nil, fmt.Errorf("smtp: invalid BODY %q", env.Body)
-	}
-	if utf8 {
-		if err := need("SMTPUTF8", "a non-ASCII address or SMTPUTF8"); err != nil {
-			return nil, err
-		}
-		b.WriteString(" SMTPUTF8")
-	}
-	if env.Ret != "" {
-		ret := strings.ToUpper(env.Ret)
-		if ret != "FULL" && ret != "HDRS" {
-			return nil, fmt.Errorf("smtp: invalid RET %q (RFC 3461 §4.3)", env.Ret)
-		}
-		if err := need("DSN", "RET"); err != nil {
-			return nil, err
-		}
-		b.WriteString(" RET=" + ret)
-	}
-	if env.EnvID != "" {
-		if err := need("DSN", "ENVID"); err != nil {
-			return nil, err
-		}
-		if len(env.EnvID) > 100 || !isPrintableASCII(env.EnvID) {
-			return nil, fmt.Errorf("smtp: invalid ENVID %q (RFC 3461 §4.4: printable ASCII, 100 characters)", env.EnvID)
-		}
-		b.WriteString(" ENVID=" + xtext(env.EnvID))
-	}
-	if env.TransID != "" {
-		if err := need("CHECKPOINT", "TRANSID"); err != nil {
-			return nil, err
-		}
-		if err := ValidateTransID(env.TransID); err != nil {
-			return nil, err
-		}
-		b.WriteString(" TRANSID=" + env.TransID)
-	}
-	if env.RequireTLS {
-		if err := need("REQUIRETLS", "REQUIRETLS"); err != nil {
-			return nil, err
-		}
-		if !c.tls {
-			return nil, errors.New("smtp: REQUIRETLS needs a TLS connection (RFC 8689)")
-		}
-		b.WriteString(" REQUIRETLS")
-	}
-	l.mail = b.String()
 	for _, r := range env.To {
-		line := "RCPT TO:<" + r.Addr + ">"
-		if len(r.Notify) > 0 {
-			if err := need("DSN", "NOTIFY"); err != nil {
-				return nil, err
-			}
-			v, err := notifyValue(r.Notify)
-			if err != nil {
-				return nil, err
-			}
-			line += " NOTIFY=" + v
-		}
-		if r.ORCPT != "" {
-			if err := need("DSN", "ORCPT"); err != nil {
-				return nil, err
-			}
-			if !isPrintableASCII(r.ORCPT) {
-				return nil, fmt.Errorf("smtp: invalid ORCPT %q (RFC 3461 §4.2: printable ASCII)", r.ORCPT)
-			}
-			line += " ORCPT=rfc822;" + xtext(r.ORCPT)
-		}
-		if len(line) > maxRcptLine {
-			return nil, fmt.Errorf("smtp: RCPT line of %d octets for %q is longer than the %d RFC 3461 §4 allows (ORCPT too long)", len(line), r.Addr, maxRcptLine)
+		line, err := rcptCommand(c.ext, r)
+		if err != nil {
+			return nil, err
 		}
 		l.rcpts = append(l.rcpts, line)
 	}
 	return l, nil
+}
+
+// checkAddresses checks the envelope's paths (validateAddress) and reports
+// whether any of them is not ASCII or SMTPUTF8 was asked for.
+func checkAddresses(env *Envelope) (utf8 bool, err error) {
+	if len(env.To) == 0 {
+		return false, errors.New("smtp: no recipients")
+	}
+	if err := validateAddress(env.From); err != nil {
+		return false, err
+	}
+	utf8 = env.SMTPUTF8 || !isASCII(env.From)
+	for _, r := range env.To {
+		if r.Addr == "" {
+			return false, errors.New("smtp: empty recipient address")
+		}
+		if err := validateAddress(r.Addr); err != nil {
+			return false, err
+		}
+		utf8 = utf8 || !isASCII(r.Addr)
+	}
+	return utf8, nil
+}
+
+// historicLines returns the lines of a SEND, SOML or SAML transaction (RFC
+// 821 §3.4), which carries no parameters.
+func historicLines(env *Envelope, utf8 bool) (*envelopeLines, error) {
+	if env.Body != "" || env.SMTPUTF8 || env.Ret != "" || env.EnvID != "" || env.RequireTLS || env.TransID != "" {
+		return nil, fmt.Errorf("smtp: %s FROM takes no MAIL parameters", env.Verb)
+	}
+	if utf8 {
+		// A non-ASCII address needs SMTPUTF8 (RFC 6531 §3.4), a MAIL
+		// parameter.
+		return nil, fmt.Errorf("smtp: %s FROM cannot carry a non-ASCII address", env.Verb)
+	}
+	l := &envelopeLines{verb: string(env.Verb), mail: string(env.Verb) + " FROM:<" + env.From + ">"}
+	for _, r := range env.To {
+		if len(r.Notify) > 0 || r.ORCPT != "" {
+			return nil, fmt.Errorf("smtp: %s FROM takes no RCPT parameters (NOTIFY, ORCPT)", env.Verb)
+		}
+		l.rcpts = append(l.rcpts, "RCPT TO:<"+r.Addr+">")
+	}
+	return l, nil
+}
+
+// A mailParam gives one MAIL parameter (" KEYWORD=value", or "" for none)
+// for a transaction, or the error that refuses it.
+type mailParam func(c *Client, env *Envelope, size int64, utf8 bool) (string, error)
+
+// mailParams are the MAIL parameters, in the order they are sent.
+var mailParams = []mailParam{sizeParam, bodyParam, smtputf8Param, retParam, envidParam, transidParam, requiretlsParam}
+
+// mailCommand returns the MAIL line for env: its reverse-path and every
+// parameter that env asks for or that the server's extensions call for.
+func (c *Client) mailCommand(env *Envelope, size int64, utf8 bool) (string, error) {
+	line := "MAIL FROM:<" + env.From + ">"
+	for _, p := range mailParams {
+		s, err := p(c, env, size, utf8)
+		if err != nil {
+			return "", err
+		}
+		line += s
+	}
+	return line, nil
+}
+
+// sizeParam declares the size where SIZE is offered, refusing a message
+// over the server's limit (RFC 1870 §6.2).
+func sizeParam(c *Client, _ *Envelope, size int64, _ bool) (string, error) {
+	limit, ok := c.ext.maxSize()
+	if !ok || size <= 0 {
+		return "", nil
+	}
+	if limit > 0 && size > limit {
+		return "", fmt.Errorf("%w: %d octets, limit %d (RFC 1870)", ErrMessageTooLarge, size, limit)
+	}
+	return " SIZE=" + strconv.FormatInt(size, 10), nil
+}
+
+// bodyParam gives BODY (RFC 6152, RFC 3030 §3).
+func bodyParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+	switch env.Body {
+	case "":
+		if c.ext.has("8BITMIME") {
+			return " BODY=8BITMIME", nil // as net/smtp does
+		}
+		return "", nil
+	case Body7Bit:
+		// BODY is a parameter of 8BITMIME (RFC 6152 §3) and BINARYMIME
+		// (RFC 3030 §3); without them 7BIT is the default and goes unsaid.
+		if c.ext.has("8BITMIME") || c.ext.has("BINARYMIME") {
+			return " BODY=7BIT", nil
+		}
+		return "", nil
+	case Body8BitMIME:
+		return " BODY=8BITMIME", c.ext.need("8BITMIME", "BODY=8BITMIME")
+	case BodyBinaryMIME:
+		if err := c.ext.need("BINARYMIME", "BODY=BINARYMIME"); err != nil {
+			return "", err
+		}
+		if !c.chunking() {
+			return "", fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
+		}
+		return " BODY=BINARYMIME", nil
+	}
+	return "", fmt.Errorf("smtp: invalid BODY %q", env.Body)
+}
+
+// smtputf8Param gives SMTPUTF8 for a non-ASCII address or when asked for
+// (RFC 6531 §3.4).
+func smtputf8Param(c *Client, _ *Envelope, _ int64, utf8 bool) (string, error) {
+	if !utf8 {
+		return "", nil
+	}
+	return " SMTPUTF8", c.ext.need("SMTPUTF8", "a non-ASCII address or SMTPUTF8")
+}
+
+// retParam gives the DSN RET parameter (RFC 3461 §4.3).
+func retParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+	if env.Ret == "" {
+		return "", nil
+	}
+	ret := DSNReturn(strings.ToUpper(string(env.Ret)))
+	if ret != DSNReturnFull && ret != DSNReturnHeaders {
+		return "", fmt.Errorf("smtp: invalid RET %q (RFC 3461 §4.3)", env.Ret)
+	}
+	return " RET=" + string(ret), c.ext.need("DSN", "RET")
+}
+
+// envidParam gives the DSN ENVID parameter as xtext (RFC 3461 §4.4).
+func envidParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+	if env.EnvID == "" {
+		return "", nil
+	}
+	if err := c.ext.need("DSN", "ENVID"); err != nil {
+		return "", err
+	}
+	if len(env.EnvID) > 100 || !isPrintableASCII(env.EnvID) {
+		return "", fmt.Errorf("smtp: invalid ENVID %q (RFC 3461 §4.4: printable ASCII, 100 characters)", env.EnvID)
+	}
+	return " ENVID=" + xtext(env.EnvID), nil
+}
+
+// transidParam gives the RFC 1845 TRANSID.
+func transidParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+	if env.TransID == "" {
+		return "", nil
+	}
+	if err := c.ext.need("CHECKPOINT", "TRANSID"); err != nil {
+		return "", err
+	}
+	return " TRANSID=" + env.TransID, ValidateTransID(env.TransID)
+}
+
+// requiretlsParam gives REQUIRETLS, which also needs TLS (RFC 8689).
+func requiretlsParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+	if !env.RequireTLS {
+		return "", nil
+	}
+	if err := c.ext.need("REQUIRETLS", "REQUIRETLS"); err != nil {
+		return "", err
+	}
+	if !c.tls {
+		return "", errors.New("smtp: REQUIRETLS needs a TLS connection (RFC 8689)")
+	}
+	return " REQUIRETLS", nil
+}
+
+// rcptCommand returns the RCPT line for r, with the DSN parameters it asks
+// for (RFC 3461 §4.1, §4.2).
+func rcptCommand(ext extensions, r Recipient) (string, error) {
+	line := "RCPT TO:<" + r.Addr + ">"
+	if len(r.Notify) > 0 {
+		if err := ext.need("DSN", "NOTIFY"); err != nil {
+			return "", err
+		}
+		v, err := notifyValue(r.Notify)
+		if err != nil {
+			return "", err
+		}
+		line += " NOTIFY=" + v
+	}
+	if r.ORCPT != "" {
+		if err := ext.need("DSN", "ORCPT"); err != nil {
+			return "", err
+		}
+		if !isPrintableASCII(r.ORCPT) {
+			return "", fmt.Errorf("smtp: invalid ORCPT %q (RFC 3461 §4.2: printable ASCII)", r.ORCPT)
+		}
+		line += " ORCPT=rfc822;" + xtext(r.ORCPT)
+	}
+	if len(line) > maxRcptLine {
+		return "", fmt.Errorf("smtp: RCPT line of %d octets for %q is longer than the %d RFC 3461 §4 allows (ORCPT too long)", len(line), r.Addr, maxRcptLine)
+	}
+	return line, nil
 }
 
 // maxRcptLine is the longest RCPT line, CRLF excluded: RFC 5321
@@ -280,30 +364,15 @@ func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error
 // (RFC 3461 §4).
 const maxRcptLine = 512 - 2 + 500
 
-// maxSize returns the SIZE extension's limit (0: none given) and whether the
-// server offers SIZE.
-func (c *Client) maxSize() (int64, bool) {
-	v, ok := c.ext["SIZE"]
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < 0 {
-		return 0, true
-	}
-	return n, true
-}
-
 func (c *Client) chunking() bool {
-	_, ok := c.ext["CHUNKING"]
-	return ok && !c.noChunking
+	return c.ext.has("CHUNKING") && !c.noChunking
 }
 
 // notifyValue checks and joins NOTIFY keywords (RFC 3461 §4.1).
-func notifyValue(v []string) (string, error) {
+func notifyValue(v []DSNNotify) (string, error) {
 	up := make([]string, len(v))
 	for i, k := range v {
-		up[i] = strings.ToUpper(k)
+		up[i] = strings.ToUpper(string(k))
 		if slices.Contains(up[:i], up[i]) {
 			return "", fmt.Errorf("smtp: NOTIFY keyword %q given twice (RFC 3461 §4.1)", k)
 		}

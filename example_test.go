@@ -205,8 +205,8 @@ func ExampleClient_Send() {
 	defer c.Close()
 	env := &smtp.Envelope{
 		From: "sender@example.org",
-		To:   []smtp.Recipient{{Addr: "a@example.net", Notify: []string{"FAILURE", "DELAY"}}, {Addr: "b@example.net"}},
-		Ret:  "HDRS",
+		To:   []smtp.Recipient{{Addr: "a@example.net", Notify: []smtp.DSNNotify{smtp.DSNFailure, smtp.DSNDelay}}, {Addr: "b@example.net"}},
+		Ret:  smtp.DSNReturnHeaders,
 	}
 	res, err := c.Send(context.Background(), env, strings.NewReader("Subject: hi\r\n\r\nhi\r\n"))
 	var refused *smtp.RecipientsError

@@ -254,7 +254,7 @@ func fzCheckExt(t *testing.T, how string, in []byte, c *Client, want fzEHLOWant)
 		}
 		return
 	}
-	if !reflect.DeepEqual(c.ext, want.ext) {
+	if !reflect.DeepEqual(map[string]string(c.ext), want.ext) {
 		t.Fatalf("%s: reply %q:\n got extensions %q\nwant %q", how, in, c.ext, want.ext)
 	}
 	for k, v := range c.ext {
@@ -434,15 +434,17 @@ func (in fzEnvInput) envelope() *Envelope {
 		From:       in.from,
 		Body:       BodyType(in.body),
 		SMTPUTF8:   in.flags&fzFlagSMTPUTF8 != 0,
-		Ret:        in.ret,
+		Ret:        DSNReturn(in.ret),
 		EnvID:      in.envid,
 		RequireTLS: in.flags&fzFlagRequireTLS != 0,
 		TransID:    in.transid,
 		Verb:       MailVerb(in.verb),
 	}
-	var notify []string
+	var notify []DSNNotify
 	if in.notify != "" {
-		notify = strings.Split(in.notify, ",")
+		for _, k := range strings.Split(in.notify, ",") {
+			notify = append(notify, DSNNotify(k))
+		}
 	}
 	tos := []string{in.to1, in.to2, in.to3}
 	for i := range int(in.flags>>4) & 3 {
@@ -532,7 +534,7 @@ func fzEnvelopeOK(c *Client, env *Envelope, size int64) bool {
 				return false
 			}
 			for _, k := range r.Notify {
-				switch strings.ToUpper(k) {
+				switch strings.ToUpper(string(k)) {
 				case "SUCCESS", "FAILURE", "DELAY":
 				case "NEVER":
 					if len(r.Notify) > 1 {
@@ -569,7 +571,7 @@ func fzEnvelopeOK(c *Client, env *Envelope, size int64) bool {
 		return false
 	}
 	if env.Ret != "" {
-		if r := strings.ToUpper(env.Ret); r != "FULL" && r != "HDRS" || !has("DSN") {
+		if r := strings.ToUpper(string(env.Ret)); r != "FULL" && r != "HDRS" || !has("DSN") {
 			return false
 		}
 	}
@@ -594,8 +596,8 @@ func fzRcptTooLong(env *Envelope) bool {
 		if len(r.Notify) > 0 {
 			n += len(" NOTIFY=") + len(r.Notify) - 1
 			seen := map[string]bool{}
-			for _, k := range r.Notify {
-				k = strings.ToUpper(k)
+			for _, kw := range r.Notify {
+				k := strings.ToUpper(string(kw))
 				if seen[k] {
 					return true
 				}
@@ -848,7 +850,7 @@ func fzCheckEnvelope(t *testing.T, in fzEnvInput) {
 				t.Fatalf("MAIL line %q: SMTPUTF8 not offered or with a value", l.mail)
 			}
 		case "RET":
-			if !has("DSN") || v != strings.ToUpper(env.Ret) || v != "FULL" && v != "HDRS" {
+			if !has("DSN") || v != strings.ToUpper(string(env.Ret)) || v != "FULL" && v != "HDRS" {
 				t.Fatalf("MAIL line %q: RET=%s for Ret %q, DSN offered %v", l.mail, v, env.Ret, has("DSN"))
 			}
 		case "ENVID":
@@ -909,7 +911,7 @@ func fzCheckEnvelope(t *testing.T, in fzEnvInput) {
 				}
 				seen := map[string]bool{}
 				for j, k := range got {
-					if k != strings.ToUpper(r.Notify[j]) {
+					if k != strings.ToUpper(string(r.Notify[j])) {
 						t.Fatalf("RCPT line %q: NOTIFY=%s for %q", line, v, r.Notify)
 					}
 					if seen[k] {

@@ -102,6 +102,5 @@ func (c *Client) execGroup(cmds []*Cmd, lines []string) error {
 // pipelining reports whether the server offers PIPELINING and the Client
 // may use it.
 func (c *Client) pipelining() bool {
-	_, ok := c.ext["PIPELINING"]
-	return ok && !c.noPipelining
+	return c.ext.has("PIPELINING") && !c.noPipelining
 }

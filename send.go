@@ -82,7 +82,7 @@ func SendMail(addr string, a Auth, from string, to []string, msg []byte) error {
 		}
 	}
 	if a != nil && c.ext != nil {
-		if _, ok := c.ext["AUTH"]; !ok {
+		if !c.ext.has("AUTH") {
 			return errors.New("smtp: server doesn't support AUTH")
 		}
 		if err = c.Auth(a); err != nil {
@@ -130,7 +130,8 @@ func (c *Client) sendMailPipelined(from string, to []string, msg []byte) error {
 	}
 	add("MAIL", 250, c.mailLine(from))
 	for _, addr := range to {
-		add("RCPT", 25, "RCPT TO:<"+addr+">")
+		line, _ := rcptCommand(c.ext, Recipient{Addr: addr}) // no parameters: no error
+		add("RCPT", 25, line)
 	}
 	data := add("DATA", 354, "DATA")
 	if err := c.execGroup(cmds, lines); err != nil {

@@ -40,7 +40,7 @@ func sampleCheckpoint(id string, minute int) *Checkpoint {
 		Envelope: Envelope{
 			From: "bulk@client.example",
 			To: []Recipient{
-				{Addr: "a@example.org", Notify: []string{"FAILURE", "DELAY"}, ORCPT: "a@example.org"},
+				{Addr: "a@example.org", Notify: []DSNNotify{DSNFailure, DSNDelay}, ORCPT: "a@example.org"},
 				{Addr: "b@example.org"},
 			},
 			Size:  12345,
