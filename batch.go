@@ -59,16 +59,12 @@ type txn struct {
 	end    *Cmd   // the command whose reply ends the transaction
 	lone   bool   // a lone "." was sent after every recipient failed
 	hold   bool   // checkpointed: read the final reply before anything else
-	fresh  bool   // restart: MAIL was answered 250, the server holds nothing
-	resend bool   // restart: the server's offset was wrong, send in full
-	// resumed: the server answered the restart's MAIL with 355 and holds
-	// the envelope; prior holds the recipients' outcomes from before.
-	resumed bool
-	prior   []RcptResult
-	skipped int64 // canonical octets the server already held
-	sent    int64 // canonical octets handed to the connection
-	err     error // a failure found by the client (reading the body)
-	octets  int64
+	// held, for a transaction resumed after a restart, is what the server
+	// holds of it (RFC 1845 §3); nil otherwise.
+	held   *holding
+	sent   int64 // canonical octets handed to the connection
+	err    error // a failure found by the client (reading the body)
+	octets int64
 }
 
 // NewBatch starts a Batch on c. The context bounds the whole Batch, up to
@@ -173,7 +169,7 @@ func (b *Batch) step(x *Cmd) error {
 // envelope queues RSET if due, MAIL and the RCPTs. Without PIPELINING it
 // stops early when the transaction cannot go on, and reports false.
 func (b *Batch) envelope(t *txn, l *envelopeLines, rset bool) (bool, error) {
-	if t.resumed {
+	if t.held != nil {
 		return true, nil // the server restored the envelope (RFC 1845 §3)
 	}
 	if t.mail != nil {
@@ -250,8 +246,8 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 			return c.fail(err)
 		}
 	} else {
-		n, err := c.writeData(m, t.skipped)
-		t.octets, t.sent = n, max(m.written-t.skipped, 0)
+		n, err := c.writeData(m, t.skipped())
+		t.octets, t.sent = n, max(m.written-t.skipped(), 0)
 		if err != nil {
 			return err
 		}
@@ -299,7 +295,7 @@ func (b *Batch) sendChunked(t *txn, l *envelopeLines, m *message) error {
 			return nil
 		}
 	}
-	if err := b.writeChunks(t, m, t.skipped); err != nil {
+	if err := b.writeChunks(t, m, t.skipped()); err != nil {
 		return err
 	}
 	b.open = append(b.open, t)
@@ -346,10 +342,27 @@ func (b *Batch) settle() {
 	}
 }
 
+// skipped returns the canonical octets the server already held.
+func (t *txn) skipped() int64 {
+	if t.held == nil {
+		return 0
+	}
+	return t.held.offset
+}
+
+// transmitted returns the canonical octets of m this attempt handed to the
+// connection, as far as known after a failure.
+func (t *txn) transmitted(m *message) int64 {
+	if t.sent == 0 && t.data != nil { // DATA: what the DotWriter handed on
+		return max(m.written-t.skipped(), 0)
+	}
+	return t.sent
+}
+
 func (t *txn) accepted() int {
-	if t.resumed {
+	if t.held != nil {
 		n := 0
-		for _, r := range t.prior {
+		for _, r := range t.held.rcpts {
 			if r.Err == nil {
 				n++
 			}
@@ -371,8 +384,8 @@ func (t *txn) rcptResults() []RcptResult {
 	for i, r := range t.to {
 		rr := RcptResult{Addr: r.Addr, Err: errors.New("smtp: RCPT not sent")}
 		switch {
-		case t.resumed && i < len(t.prior):
-			rr = t.prior[i]
+		case t.held != nil && i < len(t.held.rcpts):
+			rr = t.held.rcpts[i]
 		case i < len(t.rcpts) && t.rcpts[i].done:
 			rr.Reply, rr.Err = t.rcpts[i].Reply, t.rcpts[i].Err
 		}
@@ -383,7 +396,7 @@ func (t *txn) rcptResults() []RcptResult {
 
 // finish works out a transaction's outcome from its replies and reports it.
 func (b *Batch) finish(t *txn) {
-	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets, Transmitted: t.sent, resumed: t.resumed}
+	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets, Transmitted: t.sent, resumed: t.held != nil}
 	var refused []RcptResult
 	lmtp := t.lmtp
 	for i, rr := range t.rcptResults() {

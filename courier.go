@@ -271,43 +271,36 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 		err error
 		got bool
 	}
-	t := &txn{to: env.To, hold: true, done: func(res *Result, err error) { out.res, out.err, out.got = res, err, true }}
+	done := func(res *Result, err error) { out.res, out.err, out.got = res, err, true }
+	var x *Cmd
+	var held *holding
 	if r.held {
-		off, err := r.restart(b, t, lines)
+		var answer restartAnswer
+		var off int64
+		answer, x, off, err = b.restart(lines.mail, r.m)
 		switch {
 		case err != nil:
 			return nil, err, c.err != nil
-		case t.resend:
+		case answer == restartBadOffset:
 			// RSET done; the whole transaction again, under a new TRANSID
 			// so that the server's doubtful state cannot answer it.
-			r.forget(ctx)
-			if env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
+			x = nil
+			if lines, err = r.renew(ctx, c, addr, &env, size); err != nil {
 				return nil, err, false
 			}
-			r.env.TransID = env.TransID
-			if lines, err = c.buildEnvelope(&env, size); err != nil {
-				return nil, err, false
-			}
-			if err := r.save(ctx, c, addr); err != nil {
-				return nil, err, false
-			}
-			t.mail = nil
-		case t.fresh:
-			// MAIL accepted anew: the recipients and the whole message.
-		case t.mail.Err != nil:
-			b.finish(t)
-			return r.outcome(out.res), out.err, false
-		default:
-			t.resumed, t.prior, t.skipped = true, r.rcpts, off
+		case answer == restartHeld:
+			held, x = &holding{mail: x, offset: off, rcpts: r.rcpts}, nil
 		}
+		// restartFresh: MAIL accepted anew, the recipients and the whole
+		// message follow; restartRefused: reported to done.
 	}
 	r.last, r.held = addr, env.TransID != ""
-	err = b.sendTxn(t, lines, r.m)
+	t, err := b.sendCheckpointed(env.To, lines, r.m, x, held, done)
 	got := out.got
 	if err != nil {
 		b.Close() // collects the replies read before the failure
 	}
-	if rc := t.rcptResults(); !t.resumed && len(t.rcpts) == len(t.to) && t.rcpts[len(t.rcpts)-1].done {
+	if rc := t.rcptResults(); t.held == nil && len(t.rcpts) == len(t.to) && t.rcpts[len(t.rcpts)-1].done {
 		r.rcpts = rc
 	}
 	if got {
@@ -323,13 +316,26 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 	if err == nil {
 		err = errors.New("smtp: internal error: no outcome")
 	}
-	if t.sent == 0 && t.data != nil { // DATA: what the DotWriter handed on
-		t.sent = max(r.m.written-t.skipped, 0)
-	}
-	r.res.Transmitted += t.sent
+	r.res.Transmitted += t.transmitted(r.m)
 	r.saveProgress(ctx, addr)
 	var se *sourceError
 	return nil, err, c.err != nil && !errors.As(err, &se)
+}
+
+// renew gives the transaction a new TRANSID after a server held a doubtful
+// state under the old one, records it, and returns the new lines.
+func (r *courierRun) renew(ctx context.Context, c *Client, addr string, env *Envelope, size int64) (*envelopeLines, error) {
+	r.forget(ctx)
+	id, err := NewTransID(transIDDomain(c.localName))
+	if err != nil {
+		return nil, err
+	}
+	env.TransID, r.env.TransID = id, id
+	lines, err := c.buildEnvelope(env, size)
+	if err != nil {
+		return nil, err
+	}
+	return lines, r.save(ctx, c, addr)
 }
 
 // outcome merges an attempt's result into the run's.
@@ -342,68 +348,6 @@ func (r *courierRun) outcome(res *Result) *Result {
 		r.res.Octets = res.Octets
 	}
 	return r.result()
-}
-
-// restart issues MAIL with the TRANSID alone, the last command of its
-// group, and returns the offset the server holds. A 250 marks t fresh: the
-// server holds nothing. An offset the message cannot have (beyond its end,
-// or not at a line start for DATA) is a server fault: RSET, and the message
-// goes again in full.
-func (r *courierRun) restart(b *Batch, t *txn, l *envelopeLines) (int64, error) {
-	c := b.c
-	x, err := c.queue(command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, "", "%s", l.mail)
-	if err != nil {
-		return 0, err
-	}
-	t.mail = x
-	if err := c.await(x); err != nil {
-		return 0, err
-	}
-	switch x.Reply.Code {
-	case 250:
-		t.fresh = true
-		return 0, nil
-	case 355:
-	default:
-		return 0, nil // refused: the caller reports it
-	}
-	off, ok := parseOffset(x.Reply)
-	reason := ""
-	switch {
-	case !ok:
-		reason = "malformed 355 reply"
-	default:
-		switch ok, err := r.m.validOffset(off, !b.chunk); {
-		case err != nil:
-			return 0, err
-		case !ok && b.chunk:
-			reason = "offset beyond the end of the message"
-		case !ok:
-			reason = "offset beyond the end of the message, or not at a line start"
-		}
-	}
-	if reason != "" {
-		if tr := c.trace; tr != nil && tr.ResumeRefused != nil {
-			tr.ResumeRefused(off, reason)
-		}
-		rs, err := c.queue(command{verb: "RSET", expect: 250, timeout: c.timeouts.Command}, "", "RSET")
-		if err == nil {
-			err = c.await(rs)
-		}
-		if err == nil {
-			err = rs.Err
-		}
-		if err != nil {
-			return 0, err
-		}
-		t.resend = true
-		return 0, nil
-	}
-	x.Err = nil // 355 is the answer we asked for
-	if tr := c.trace; tr != nil && tr.Resumed != nil {
-		tr.Resumed(off)
-	}
-	return off, nil
 }
 
 // save records the transaction's checkpoint before the server can hold any

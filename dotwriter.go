@@ -91,6 +91,13 @@ func (d *DotWriter) startAt(off int64) {
 	d.state = dotBOL
 }
 
+// passable reports whether canonical text may go out without passing
+// through d, recorded with advance: d is at a line start with nothing left
+// to skip.
+func (d *DotWriter) passable() bool {
+	return d.skip == 0 && d.state == dotBOL
+}
+
 // advance records n canonical octets that went out without passing
 // through d: a piece of BDAT data already in canonical form, ending at a
 // line end, taken when d was at a line start with nothing to skip.

@@ -416,7 +416,7 @@ func (f *feeder) piece(p []byte) error {
 			return err
 		}
 		f.src += int64(len(p))
-	case f.direct != nil && w.skip == 0 && w.state == dotBOL && p[len(p)-1] == '\n' && isCanonical(p):
+	case f.direct != nil && w.passable() && p[len(p)-1] == '\n' && isCanonical(p):
 		// Canonical and source offsets move together here: resume points
 		// at the line starts after every resumeEvery octets, recorded
 		// before the write, which may break off anywhere in the piece.
