@@ -129,32 +129,11 @@ type courierRun struct {
 }
 
 func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Target, error), env *Envelope, msg io.Reader, cp *Checkpoint) (*Result, error) {
-	d := k.Dialer
-	if d == nil {
-		d = &Dialer{}
-	}
-	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp, trace: ContextClientTrace(ctx).compose(d.Trace)}
-	mem := k.SpoolMemory
-	if mem <= 0 {
-		mem = DefaultSpoolMemory
-	}
-	if err := r.m.makeResumable(mem, k.SpoolDir); err != nil {
+	r, d, err := k.newRun(ctx, env, msg, cp)
+	if err != nil {
 		return nil, err
 	}
 	defer r.m.close()
-	if cp != nil {
-		r.env.TransID = cp.TransID
-		r.last, r.held = cp.Server, true
-		// The recipients in a checkpoint are those the server accepted.
-		r.rcpts = make([]RcptResult, len(cp.Envelope.To))
-		for i, rc := range cp.Envelope.To {
-			r.rcpts[i].Addr = rc.Addr
-		}
-		r.m.points = append(r.m.points, cp.Points...)
-		dd := *d
-		dd.LocalName = cp.LocalName
-		d = &dd
-	}
 	attempts := k.Attempts
 	if attempts <= 0 {
 		attempts = DefaultAttempts
@@ -182,9 +161,7 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 			c, err := d.Dial(ctx, addr)
 			if err != nil {
 				lastErr = err
-				if r.trace != nil && r.trace.AttemptFailed != nil {
-					r.trace.AttemptFailed(addr, err)
-				}
+				r.attemptFailed(addr, err)
 				if ctx.Err() != nil {
 					return r.result(), err
 				}
@@ -198,9 +175,7 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 				return res, err
 			}
 			lastErr = err
-			if r.trace != nil && r.trace.AttemptFailed != nil {
-				r.trace.AttemptFailed(addr, err)
-			}
+			r.attemptFailed(addr, err)
 			if ctx.Err() != nil {
 				return r.result(), err
 			}
@@ -208,6 +183,45 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 		}
 	}
 	return r.result(), fmt.Errorf("smtp: giving up after %d attempts: %w", attempts, lastErr)
+}
+
+// newRun readies a run for msg, resumable (a non-seekable source is
+// spooled), from cp if it is not nil; it returns the Dialer to use, which
+// greets with cp's EHLO name (RFC 1845 §2: the TRANSID goes with it).
+func (k *Courier) newRun(ctx context.Context, env *Envelope, msg io.Reader, cp *Checkpoint) (*courierRun, *Dialer, error) {
+	d := k.Dialer
+	if d == nil {
+		d = &Dialer{}
+	}
+	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp, trace: ContextClientTrace(ctx).compose(d.Trace)}
+	mem := k.SpoolMemory
+	if mem <= 0 {
+		mem = DefaultSpoolMemory
+	}
+	if err := r.m.makeResumable(mem, k.SpoolDir); err != nil {
+		return nil, nil, err
+	}
+	if cp != nil {
+		r.env.TransID = cp.TransID
+		r.last, r.held = cp.Server, true
+		// The recipients in a checkpoint are those the server accepted.
+		r.rcpts = make([]RcptResult, len(cp.Envelope.To))
+		for i, rc := range cp.Envelope.To {
+			r.rcpts[i].Addr = rc.Addr
+		}
+		r.m.points = append(r.m.points, cp.Points...)
+		dd := *d
+		dd.LocalName = cp.LocalName
+		d = &dd
+	}
+	return r, d, nil
+}
+
+// attemptFailed calls the AttemptFailed hook.
+func (r *courierRun) attemptFailed(addr string, err error) {
+	if r.trace != nil && r.trace.AttemptFailed != nil {
+		r.trace.AttemptFailed(addr, err)
+	}
 }
 
 func (k *Courier) wait(ctx context.Context) error {
@@ -237,35 +251,11 @@ func (r *courierRun) result() *Result {
 func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *Result, err error, cut bool) {
 	defer c.Close()
 	env := r.env
-	checkpoint := c.ext.has("CHECKPOINT")
-	if checkpoint && env.TransID == "" {
-		if env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
-			return nil, err, false
-		}
-		r.env.TransID = env.TransID
-	}
-	if !checkpoint {
-		env.TransID = ""
-		r.held = false // no server state to resume: start over
-	}
-	b, err := c.NewBatch(ctx)
+	b, lines, size, err, cut := r.prepare(ctx, c, addr, &env)
 	if err != nil {
-		return nil, err, true
+		return nil, err, cut
 	}
 	defer b.Close()
-	size := env.Size
-	if size <= 0 {
-		size = r.m.size
-	}
-	lines, err := c.buildEnvelope(&env, size)
-	if err != nil {
-		return nil, err, false
-	}
-	if env.TransID != "" {
-		if err := r.save(ctx, c, addr); err != nil {
-			return nil, err, false
-		}
-	}
 	var out struct {
 		res *Result
 		err error
@@ -320,6 +310,39 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 	r.saveProgress(ctx, addr)
 	var se *sourceError
 	return nil, err, c.err != nil && !errors.As(err, &se)
+}
+
+// prepare readies an attempt on c: a TRANSID where the server offers
+// CHECKPOINT (none, and nothing to resume, where it does not), a Batch, the
+// envelope's lines for the declared size, and the checkpoint saved. cut
+// reports an error of the connection.
+func (r *courierRun) prepare(ctx context.Context, c *Client, addr string, env *Envelope) (b *Batch, lines *envelopeLines, size int64, err error, cut bool) {
+	checkpoint := c.ext.has("CHECKPOINT")
+	if checkpoint && env.TransID == "" {
+		if env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
+			return nil, nil, 0, err, false
+		}
+		r.env.TransID = env.TransID
+	}
+	if !checkpoint {
+		env.TransID = ""
+		r.held = false // no server state to resume: start over
+	}
+	if b, err = c.NewBatch(ctx); err != nil {
+		return nil, nil, 0, err, true
+	}
+	size = env.Size
+	if size <= 0 {
+		size = r.m.size
+	}
+	if lines, err = c.buildEnvelope(env, size); err == nil && env.TransID != "" {
+		err = r.save(ctx, c, addr)
+	}
+	if err != nil {
+		b.Close()
+		return nil, nil, 0, err, false
+	}
+	return b, lines, size, nil, false
 }
 
 // renew gives the transaction a new TRANSID after a server held a doubtful

@@ -217,79 +217,19 @@ func (c *Client) writeData(m *message, skip int64) (int64, error) {
 // without LAST, and RSET clears it before the next one.
 func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 	c := b.c
-	out := &c.chunkOut
-	out.b = out.b[:0]
+	ch := &chunker{b: b, t: t, out: &c.chunkOut}
+	ch.out.b = ch.out.b[:0]
 	var w *DotWriter
 	if !m.binary {
 		if c.canon == nil {
-			c.canon = newCanonicalWriter(out)
+			c.canon = newCanonicalWriter(ch.out)
 		}
-		c.canon.Reset(out)
+		c.canon.Reset(ch.out)
 		w = c.canon
 	}
-	send := func(chunk []byte, last bool) error {
-		line := "BDAT " + strconv.Itoa(len(chunk))
-		if last {
-			line += " LAST"
-		}
-		x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)
-		if err != nil {
-			return err
-		}
-		c.writeTimeout = c.timeouts.DataBlock
-		_, err = c.bw.Write(chunk)
-		c.writeTimeout = 0
-		if err != nil {
-			return c.fail(netError("writing message data", err))
-		}
-		t.chunks = append(t.chunks, x)
-		t.end = x
-		t.sent += int64(len(chunk))
-		if !b.pipe {
-			if err := c.await(x); err != nil {
-				return err
-			}
-			if x.Err != nil {
-				return errChunkRefused
-			}
-		}
-		return nil
-	}
-	// emit sends every full chunk collected, and with last the rest.
-	emit := func(last bool) error {
-		sent := 0
-		for len(out.b)-sent >= c.chunkSize && !(last && len(out.b)-sent == c.chunkSize) {
-			if err := send(out.b[sent:sent+c.chunkSize], false); err != nil {
-				return err
-			}
-			sent += c.chunkSize
-		}
-		if last {
-			if err := send(out.b[sent:], true); err != nil {
-				return err
-			}
-			sent = len(out.b)
-		}
-		out.b = out.b[:copy(out.b, out.b[sent:])]
-		return nil
-	}
-	// A piece that needs no conversion goes out as a chunk of its own,
-	// straight from the source: no copy (RFC 3030 §2 lets chunks be any
-	// size).
-	sentLast := false
-	direct := func(piece []byte, last bool) error {
-		if len(out.b) > 0 {
-			if err := send(out.b, false); err != nil {
-				return err
-			}
-			out.b = out.b[:0]
-		}
-		sentLast = last
-		return send(piece, last)
-	}
-	err := c.feed(m, w, direct, skip, c.chunkSize, func() error { return emit(false) })
-	if err == nil && !sentLast {
-		err = emit(true)
+	err := c.feed(m, w, ch.direct, skip, c.chunkSize, func() error { return ch.emit(false) })
+	if err == nil && !ch.sentLast {
+		err = ch.emit(true)
 	}
 	t.octets = m.canonical
 	var se *sourceError
@@ -308,6 +248,79 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 		t.end = t.mail
 	}
 	return nil
+}
+
+// A chunker cuts one transaction's message into BDAT chunks.
+type chunker struct {
+	b        *Batch
+	t        *txn
+	out      *appendWriter // canonical text collected for the next chunks
+	sentLast bool          // a chunk marked LAST went out
+}
+
+// send writes one BDAT command and its chunk; without PIPELINING it waits
+// for the reply and returns errChunkRefused for a refusal.
+func (ch *chunker) send(chunk []byte, last bool) error {
+	c, t := ch.b.c, ch.t
+	line := "BDAT " + strconv.Itoa(len(chunk))
+	if last {
+		line += " LAST"
+	}
+	x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)
+	if err != nil {
+		return err
+	}
+	c.writeTimeout = c.timeouts.DataBlock
+	_, err = c.bw.Write(chunk)
+	c.writeTimeout = 0
+	if err != nil {
+		return c.fail(netError("writing message data", err))
+	}
+	t.chunks = append(t.chunks, x)
+	t.end = x
+	t.sent += int64(len(chunk))
+	if !ch.b.pipe {
+		if err := c.await(x); err != nil {
+			return err
+		}
+		if x.Err != nil {
+			return errChunkRefused
+		}
+	}
+	return nil
+}
+
+// emit sends every full chunk collected, and with last the rest.
+func (ch *chunker) emit(last bool) error {
+	out, size := ch.out, ch.b.c.chunkSize
+	sent := 0
+	for len(out.b)-sent >= size && !(last && len(out.b)-sent == size) {
+		if err := ch.send(out.b[sent:sent+size], false); err != nil {
+			return err
+		}
+		sent += size
+	}
+	if last {
+		if err := ch.send(out.b[sent:], true); err != nil {
+			return err
+		}
+		sent = len(out.b)
+	}
+	out.b = out.b[:copy(out.b, out.b[sent:])]
+	return nil
+}
+
+// direct sends a piece that needs no conversion as a chunk of its own,
+// straight from the source: no copy (RFC 3030 §2 lets chunks be any size).
+func (ch *chunker) direct(piece []byte, last bool) error {
+	if len(ch.out.b) > 0 {
+		if err := ch.send(ch.out.b, false); err != nil {
+			return err
+		}
+		ch.out.b = ch.out.b[:0]
+	}
+	ch.sentLast = last
+	return ch.send(piece, last)
 }
 
 var errChunkRefused = errors.New("smtp: BDAT refused")

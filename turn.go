@@ -225,69 +225,13 @@ func (s *turnSession) command(verb, arg string) error {
 	r := s.r
 	switch verb {
 	case "HELO", "EHLO":
-		if arg == "" {
-			return r.reply(501, "Syntax: "+verb+" domain")
-		}
-		s.reset()
-		var err error
-		if h, ok := s.h.(interface{ Hello(string) error }); ok {
-			err = h.Hello(arg)
-		}
-		s.greeted = isAccept(err)
-		return r.verdict(err, 250, r.Hostname)
+		return s.hello(verb, arg)
 	case "MAIL":
-		switch {
-		case !s.greeted:
-			return r.reply(503, "Send HELO first")
-		case s.inTx:
-			return r.reply(503, "Nested MAIL command")
-		}
-		path, params, ok := cutPath(arg, "FROM:")
-		if !ok {
-			return r.reply(501, "Syntax: MAIL FROM:<reverse-path>")
-		}
-		if params != "" {
-			return r.reply(555, "No parameters are supported")
-		}
-		err := s.h.Mail(path)
-		s.inTx = isAccept(err)
-		return r.verdict(err, 250, "OK")
+		return s.mail(arg)
 	case "RCPT":
-		if !s.inTx {
-			return r.reply(503, "Need MAIL command")
-		}
-		path, params, ok := cutPath(arg, "TO:")
-		if !ok || path == "" {
-			return r.reply(501, "Syntax: RCPT TO:<forward-path>")
-		}
-		if params != "" {
-			return r.reply(555, "No parameters are supported")
-		}
-		s.tried++
-		err := s.h.Rcpt(path)
-		if isAccept(err) {
-			s.accepted++
-		}
-		return r.verdict(err, 250, "OK")
+		return s.rcpt(arg)
 	case "DATA":
-		switch {
-		case arg != "":
-			return r.reply(501, "Syntax: DATA")
-		case !s.inTx || s.tried == 0:
-			return r.reply(503, "Need MAIL and RCPT commands")
-		case s.accepted == 0:
-			return r.reply(554, "No valid recipients")
-		}
-		if err := r.reply(354, "Start mail input; end with <CRLF>.<CRLF>"); err != nil {
-			return err
-		}
-		dr := &dotReader{r: r.c.rr.r, deadline: r.setReadDeadline, bol: true}
-		herr := s.h.Data(dr)
-		if _, err := io.Copy(io.Discard, dr); err != nil {
-			return err
-		}
-		s.inTx, s.accepted, s.tried = false, 0, 0
-		return r.verdict(herr, 250, "OK")
+		return s.data(arg)
 	case "RSET":
 		s.reset()
 		return r.reply(250, "OK")
@@ -306,6 +250,82 @@ func (s *turnSession) command(verb, arg string) error {
 		return r.reply(502, "Command not implemented")
 	}
 	return r.reply(500, "Command not recognized")
+}
+
+func (s *turnSession) hello(verb, arg string) error {
+	r := s.r
+	if arg == "" {
+		return r.reply(501, "Syntax: "+verb+" domain")
+	}
+	s.reset()
+	var err error
+	if h, ok := s.h.(interface{ Hello(string) error }); ok {
+		err = h.Hello(arg)
+	}
+	s.greeted = isAccept(err)
+	return r.verdict(err, 250, r.Hostname)
+}
+
+func (s *turnSession) mail(arg string) error {
+	r := s.r
+	switch {
+	case !s.greeted:
+		return r.reply(503, "Send HELO first")
+	case s.inTx:
+		return r.reply(503, "Nested MAIL command")
+	}
+	path, params, ok := cutPath(arg, "FROM:")
+	if !ok {
+		return r.reply(501, "Syntax: MAIL FROM:<reverse-path>")
+	}
+	if params != "" {
+		return r.reply(555, "No parameters are supported")
+	}
+	err := s.h.Mail(path)
+	s.inTx = isAccept(err)
+	return r.verdict(err, 250, "OK")
+}
+
+func (s *turnSession) rcpt(arg string) error {
+	r := s.r
+	if !s.inTx {
+		return r.reply(503, "Need MAIL command")
+	}
+	path, params, ok := cutPath(arg, "TO:")
+	if !ok || path == "" {
+		return r.reply(501, "Syntax: RCPT TO:<forward-path>")
+	}
+	if params != "" {
+		return r.reply(555, "No parameters are supported")
+	}
+	s.tried++
+	err := s.h.Rcpt(path)
+	if isAccept(err) {
+		s.accepted++
+	}
+	return r.verdict(err, 250, "OK")
+}
+
+func (s *turnSession) data(arg string) error {
+	r := s.r
+	switch {
+	case arg != "":
+		return r.reply(501, "Syntax: DATA")
+	case !s.inTx || s.tried == 0:
+		return r.reply(503, "Need MAIL and RCPT commands")
+	case s.accepted == 0:
+		return r.reply(554, "No valid recipients")
+	}
+	if err := r.reply(354, "Start mail input; end with <CRLF>.<CRLF>"); err != nil {
+		return err
+	}
+	dr := &dotReader{r: r.c.rr.r, deadline: r.setReadDeadline, bol: true}
+	herr := s.h.Data(dr)
+	if _, err := io.Copy(io.Discard, dr); err != nil {
+		return err
+	}
+	s.inTx, s.accepted, s.tried = false, 0, 0
+	return r.verdict(herr, 250, "OK")
 }
 
 // cutPath splits "PREFIX<path> params" (prefix matched case-insensitively,
