@@ -292,6 +292,8 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 		ins     = 0  // inserted canonical octets
 		careful = 0  // p[:careful] must be scanned octet by octet
 		nextCR  = -1 // index of a CR at or after the current stretch, or len(p)
+		n       int  // octets a helper inserted
+		ok      bool // a helper's write went through
 	)
 	for i < len(p) {
 		switch state {
@@ -305,8 +307,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 			if !d.run(p[start:i]) || !d.put('\n') {
 				return start, false
 			}
-			ins++
-			start = i
+			ins, start = ins+1, i
 			continue
 		case dotBOL:
 			state = dotData
@@ -321,111 +322,32 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 		}
 		// Inside a line at p[i].
 		if i < careful {
-			k := i
-			for k < len(p) && p[k] != '\r' && p[k] != '\n' {
-				k++
+			if start, i, state, n, ok = d.lineOctets(p, start, i); !ok {
+				return start, false
 			}
-			switch {
-			case k == len(p):
-				i = k
-			case p[k] == '\r':
-				i = k + 1
-				state = dotCR
-			default: // bare LF: supply its CR
-				if !d.run(p[start:k]) || !d.put('\r') {
-					return start, false
-				}
-				ins++
-				start = k
-				i = k + 1
-				state = dotBOL
-			}
+			ins += n
 			continue
 		}
 		// Find the end of a stretch of lines that need nothing inserted,
 		// assuming there is no bare CR in it.
-		seg, pairs, stop := i, 0, 0
-		for {
-			j := bytes.IndexByte(p[i:], '\n')
-			if j < 0 {
-				stop = len(p)
-				break
-			}
-			j += i
-			if j == i || p[j-1] != '\r' {
-				stop = j // bare LF
-				break
-			}
-			pairs++
-			i = j + 1
-			if i == len(p) || p[i] == '.' && !d.raw {
-				stop = i
-				break
-			}
-		}
+		seg := i
+		stop, next, pairs := d.stretch(p, i)
+		i = next
 		// Check the assumption: every CR in p[seg:stop] is followed by
 		// LF, except a CR ending p whose LF may come in the next Write.
-		if nextCR < seg {
-			if nextCR = bytes.IndexByte(p[seg:], '\r'); nextCR < 0 {
-				nextCR = len(p)
-			} else {
-				nextCR += seg
-			}
-		}
-		if nextCR < stop {
-			crs := pairs
-			if stop == len(p) && p[stop-1] == '\r' {
-				crs++
-			}
-			if bytes.Count(p[seg:stop], crBytes) != crs {
-				careful, i = stop, seg
-				continue
-			}
+		if nextCR = crFrom(p, seg, nextCR); nextCR < stop && bareCR(p, seg, stop, pairs) {
+			careful, i = stop, seg
+			continue
 		}
 		switch {
 		case stop == len(p):
-			i = stop
-			switch p[stop-1] {
-			case '\n':
-				state = dotBOL
-			case '\r':
-				state = dotCR
-			}
+			i, state = stop, stateAfter(p[stop-1], state)
 		case p[stop] == '\n': // bare LF: supply its CR
-			for {
-				// The LF itself starts the next run.
-				b := p[start:stop]
-				if len(b) < dotDirect && len(d.buf)+len(b) < cap(d.buf) {
-					d.buf = append(d.buf, b...)
-					d.buf = append(d.buf, '\r')
-				} else if !d.run(b) || !d.put('\r') {
-					return start, false
-				}
-				ins++
-				start = stop
-				i = stop + 1
-				// Text with LF line endings: keep going while the next
-				// line has no leading "." and no CR and ends in an LF.
-				if i == len(p) || p[i] == '.' && !d.raw {
-					break
-				}
-				j := bytes.IndexByte(p[i:], '\n')
-				if j < 0 {
-					break
-				}
-				j += i
-				if nextCR < i {
-					if nextCR = bytes.IndexByte(p[i:], '\r'); nextCR < 0 {
-						nextCR = len(p)
-					} else {
-						nextCR += i
-					}
-				}
-				if nextCR < j {
-					break
-				}
-				stop = j
+			if start, n, nextCR, ok = d.lfLines(p, start, stop, nextCR); !ok {
+				return start, false
 			}
+			ins += n
+			i = start + 1
 			state = dotBOL
 		default: // "." at the start of a line: write it twice
 			if !d.run(p[start : stop+1]) {
@@ -438,9 +360,134 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 	if !d.run(p[start:]) || !d.flush() {
 		return start, false
 	}
-	d.state = state
-	d.count += int64(len(p) + ins)
+	d.state, d.count = state, d.count+int64(len(p)+ins)
 	return len(p), true
+}
+
+// stateAfter returns the state after the octet c, inside a line if it is
+// neither CR nor LF; state is the state before it.
+func stateAfter(c byte, state uint8) uint8 {
+	switch c {
+	case '\n':
+		return dotBOL
+	case '\r':
+		return dotCR
+	}
+	return state
+}
+
+// lineOctets scans the line of p at i octet by octet, as where a bare CR
+// may be: it returns where the unwritten rest starts, where scanning goes
+// on, the state there, how many octets it inserted (a CR before a bare
+// LF), and false if writing failed.
+func (d *DotWriter) lineOctets(p []byte, start, i int) (int, int, uint8, int, bool) {
+	k := lineEnd(p, i)
+	switch {
+	case k == len(p):
+		return start, k, dotData, 0, true
+	case p[k] == '\r':
+		return start, k + 1, dotCR, 0, true
+	}
+	// A bare LF: supply its CR.
+	if !d.run(p[start:k]) || !d.put('\r') {
+		return start, 0, dotData, 0, false
+	}
+	return k, k + 1, dotBOL, 1, true
+}
+
+// bareCR reports whether p[seg:stop], which holds pairs CRLF pairs, has a
+// CR not followed by an LF, other than a CR ending p, whose LF may come
+// with the next Write.
+func bareCR(p []byte, seg, stop, pairs int) bool {
+	crs := pairs
+	if stop == len(p) && p[stop-1] == '\r' {
+		crs++
+	}
+	return bytes.Count(p[seg:stop], crBytes) != crs
+}
+
+// lfLines writes the lines of LF-only text from p[start:], where p[stop]
+// is a bare LF, supplying a CR before each LF, for as long as the next line
+// has no leading "." and no CR and ends in an LF. It returns where the
+// unwritten rest starts (at the last LF), how many CRs it supplied, the
+// cached index of the next CR, and false if writing failed.
+func (d *DotWriter) lfLines(p []byte, start, stop, nextCR int) (int, int, int, bool) {
+	ins := 0
+	for {
+		// The LF itself starts the next run.
+		b := p[start:stop]
+		if len(b) < dotDirect && len(d.buf)+len(b) < cap(d.buf) {
+			d.buf = append(d.buf, b...)
+			d.buf = append(d.buf, '\r')
+		} else if !d.run(b) || !d.put('\r') {
+			return start, ins, nextCR, false
+		}
+		ins++
+		start = stop
+		i := stop + 1
+		if i == len(p) || p[i] == '.' && !d.raw {
+			return start, ins, nextCR, true
+		}
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return start, ins, nextCR, true
+		}
+		j += i
+		if nextCR = crFrom(p, i, nextCR); nextCR < j {
+			return start, ins, nextCR, true
+		}
+		stop = j
+	}
+}
+
+// stretch finds, from p[i] inside a line, the end of a stretch of CRLF
+// lines that need nothing inserted if they hold no bare CR: it returns where
+// the stretch stops (a bare LF, a line starting with ".", or the end of p),
+// where scanning goes on, and how many CRLF pairs it holds.
+func (d *DotWriter) stretch(p []byte, i int) (stop, next, pairs int) {
+	for {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return len(p), i, pairs
+		}
+		j += i
+		if j == i || p[j-1] != '\r' {
+			return j, i, pairs // bare LF
+		}
+		pairs++
+		i = j + 1
+		if i == len(p) || p[i] == '.' && !d.raw {
+			return i, i, pairs
+		}
+	}
+}
+
+// crFrom returns the index of the first CR in p at or after from, or
+// len(p); cached is an earlier answer, still good if it is at or after
+// from.
+func crFrom(p []byte, from, cached int) int {
+	if cached >= from {
+		return cached
+	}
+	return indexCR(p, from)
+}
+
+// indexCR returns the index of the first CR in p at or after from, or
+// len(p).
+func indexCR(p []byte, from int) int {
+	if k := bytes.IndexByte(p[from:], '\r'); k >= 0 {
+		return from + k
+	}
+	return len(p)
+}
+
+// lineEnd returns the index of the first CR or LF in p at or after i, or
+// len(p).
+func lineEnd(p []byte, i int) int {
+	for i < len(p) && p[i] != '\r' && p[i] != '\n' {
+		i++
+	}
+	return i
 }
 
 var crBytes = []byte{'\r'}
