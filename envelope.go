@@ -391,17 +391,17 @@ func notifyValue(v []DSNNotify) (string, error) {
 
 // validateAddress rejects an address that would break the command line or
 // its path: CR, LF, NUL, or more than the 256 octets of a path (RFC 5321
-// §4.5.3.1.3). An address with an angle bracket, a double quote or a
-// backslash must also be a path ParsePath accepts: brackets then stand only
-// inside a quoted local part or an address literal (RFC 5321 §4.1.2,
-// §4.1.3), and every quoted string ends before the path does, so that no
-// parser, strict or naive, can read the path as ending anywhere but at its
-// closing bracket.
+// §4.5.3.1.3). An address with an angle or square bracket, a double quote
+// or a backslash must also be a path ParsePath accepts: angle brackets then
+// stand only inside a quoted local part or an address literal (RFC 5321
+// §4.1.2, §4.1.3), and every quoted string and address literal ends before
+// the path does, so that no parser, strict or naive, can read the path as
+// ending anywhere but at its closing bracket.
 func validateAddress(addr string) error {
 	if err := validateLine(addr); err != nil {
 		return err
 	}
-	if strings.ContainsAny(addr, `<>"\`) {
+	if strings.ContainsAny(addr, `<>"\[]`) {
 		if addr[0] == '<' || addr[len(addr)-1] == '>' {
 			return fmt.Errorf("smtp: invalid address %q: give it without angle brackets", addr)
 		}

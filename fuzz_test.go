@@ -462,14 +462,14 @@ func (in fzEnvInput) envelope() *Envelope {
 
 // fzValidAddr is validateAddress's contract: no CR, LF or NUL, at most 254
 // octets, so that the path fits in RFC 5321 §4.5.3.1.3's 256, and, if it
-// holds an angle bracket, a double quote or a backslash, a path that
+// holds an angle or square bracket, a double quote or a backslash, a path that
 // ParsePath accepts, with brackets only inside a quoted local part or an
 // address literal (RFC 5321 §4.1.2, §4.1.3).
 func fzValidAddr(a string) bool {
 	if strings.ContainsAny(a, "\r\n\x00") || len(a) > 254 {
 		return false
 	}
-	if !strings.ContainsAny(a, `<>"\`) {
+	if !strings.ContainsAny(a, `<>"\[]`) {
 		return true
 	}
 	_, err := ParsePath("<" + a + ">")
