@@ -331,8 +331,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 		// Find the end of a stretch of lines that need nothing inserted,
 		// assuming there is no bare CR in it.
 		seg := i
-		stop, next, pairs := d.stretch(p, i)
-		i = next
+		stop, pairs := d.stretch(p, i)
 		// Check the assumption: every CR in p[seg:stop] is followed by
 		// LF, except a CR ending p whose LF may come in the next Write.
 		if nextCR = crFrom(p, seg, nextCR); nextCR < stop && bareCR(p, seg, stop, pairs) {
@@ -442,22 +441,22 @@ func (d *DotWriter) lfLines(p []byte, start, stop, nextCR int) (int, int, int, b
 
 // stretch finds, from p[i] inside a line, the end of a stretch of CRLF
 // lines that need nothing inserted if they hold no bare CR: it returns where
-// the stretch stops (a bare LF, a line starting with ".", or the end of p),
-// where scanning goes on, and how many CRLF pairs it holds.
-func (d *DotWriter) stretch(p []byte, i int) (stop, next, pairs int) {
+// the stretch stops (a bare LF, a line starting with ".", or the end of p)
+// and how many CRLF pairs it holds.
+func (d *DotWriter) stretch(p []byte, i int) (stop, pairs int) {
 	for {
 		j := bytes.IndexByte(p[i:], '\n')
 		if j < 0 {
-			return len(p), i, pairs
+			return len(p), pairs
 		}
 		j += i
 		if j == i || p[j-1] != '\r' {
-			return j, i, pairs // bare LF
+			return j, pairs // bare LF
 		}
 		pairs++
 		i = j + 1
 		if i == len(p) || p[i] == '.' && !d.raw {
-			return i, i, pairs
+			return i, pairs
 		}
 	}
 }

@@ -363,7 +363,7 @@ func TestDotWriter_LongInputsMatchReference(t *testing.T) {
 	for iter := range 200 {
 		style := styles[iter%len(styles)]
 		var data []byte
-		for data == nil || len(data) < 20000 {
+		for len(data) < 20000 {
 			if r.IntN(10) == 0 {
 				data = append(data, '.')
 			}
