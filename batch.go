@@ -11,11 +11,11 @@ import (
 const (
 	// DefaultChunkSize is the BDAT chunk size (RFC 3030).
 	DefaultChunkSize = 1 << 20
-	// DefaultWindow is how many transactions a Batch keeps in flight
+	// DefaultMaxInFlight is how many transactions a Batch keeps in flight
 	// with CHUNKING and PIPELINING.
-	DefaultWindow = 64
-	// DefaultWindowOctets bounds the message octets in flight.
-	DefaultWindowOctets = 16 << 20
+	DefaultMaxInFlight = 64
+	// DefaultMaxInFlightOctets bounds the message octets in flight.
+	DefaultMaxInFlightOctets = 16 << 20
 )
 
 // A Batch sends many messages over one connection, pipelined (RFC 2920)

@@ -176,10 +176,10 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		c.chunkSize = DefaultChunkSize
 	}
 	if c.window <= 0 {
-		c.window = DefaultWindow
+		c.window = DefaultMaxInFlight
 	}
 	if c.windowOctets <= 0 {
-		c.windowOctets = DefaultWindowOctets
+		c.windowOctets = DefaultMaxInFlightOctets
 	}
 	c.rr.maxLine, c.rr.maxReply = DefaultMaxLineLength, DefaultMaxReplySize
 	if cfg.maxLineLength > 0 {

@@ -149,7 +149,7 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 		if err != nil {
 			return nil, err
 		}
-		for _, target := range ReorderForRestart(ts, r.last) {
+		for _, target := range reorderForRestart(ts, r.last) {
 			addr := target.Addr
 			if n >= attempts {
 				break

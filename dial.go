@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"time"
 
 	"golang.org/x/net/idna"
 )
@@ -52,11 +51,8 @@ type Dialer struct {
 	// A name in Unicode is sent in its A-label (Punycode) form.
 	LocalName string
 
-	// Timeout bounds connecting, including an implicit TLS handshake.
-	// Zero means 30 seconds; a context deadline that comes sooner wins.
-	Timeout time.Duration
-
-	// Timeouts bounds every later step; see Timeouts.
+	// Timeouts bounds connecting (Timeouts.Connect) and every later step;
+	// a context deadline that comes sooner wins. See Timeouts.
 	Timeouts Timeouts
 
 	// NetDialer opens the connection; nil means a *net.Dialer. Plug a
@@ -102,7 +98,7 @@ type Dialer struct {
 	// MaxInFlight bounds the transactions a Batch keeps in flight with
 	// CHUNKING and PIPELINING before it waits for their replies, and
 	// MaxInFlightOctets the message octets not yet acknowledged; zero
-	// means DefaultWindow and DefaultWindowOctets.
+	// means DefaultMaxInFlight and DefaultMaxInFlightOctets.
 	MaxInFlight       int
 	MaxInFlightOctets int64
 }
@@ -120,7 +116,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	dctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
+	dctx, cancel := d.connectContext(ctx)
 	defer cancel()
 	nd := d.NetDialer
 	if nd == nil {
@@ -157,7 +153,7 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 	}
 	if d.ImplicitTLS {
 		tc := tls.Client(conn, d.tlsConfig(host))
-		hctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
+		hctx, cancel := d.connectContext(ctx)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if tr := ContextClientTrace(ctx).compose(d.Trace); tr != nil && tr.TLSHandshakeDone != nil {
@@ -212,11 +208,14 @@ func (c *Client) session(ctx context.Context, d *Dialer) error {
 	return c.ehlo(ctx)
 }
 
-func (d *Dialer) connectTimeout() time.Duration {
-	if d.Timeout == 0 {
-		return 30 * time.Second
+// connectContext returns ctx bounded by the connect timeout, unless that is
+// negative (no limit).
+func (d *Dialer) connectContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	t := d.Timeouts.withDefaults().Connect
+	if t < 0 {
+		return context.WithCancel(ctx)
 	}
-	return d.Timeout
+	return context.WithTimeout(ctx, t)
 }
 
 func (d *Dialer) tlsConfig(host string) *tls.Config {

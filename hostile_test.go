@@ -933,7 +933,7 @@ func TestHostileServer(t *testing.T) {
 				timeouts = *tc.timeouts
 			}
 			env := &hostileEnv{addr: srv.addr, ctx: context.Background(),
-				d: &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled, Timeout: 2 * time.Second, Timeouts: timeouts}}
+				d: &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled, Timeouts: withConnect(timeouts, 2*time.Second)}}
 			if tc.small {
 				env.d.NetDialer = hostileSmallDialer{}
 			}
@@ -1043,4 +1043,10 @@ func TestHostileServer(t *testing.T) {
 		fmt.Fprintf(&b, "%-58s | %-12s | %-30s | %8s | %9d | %9d\n", r.name, r.action, r.kind, r.elapsed.Round(time.Millisecond), r.heap, r.alloc)
 	}
 	t.Log(b.String())
+}
+
+// withConnect returns t with its Connect timeout set to d.
+func withConnect(t Timeouts, d time.Duration) Timeouts {
+	t.Connect = d
+	return t
 }

@@ -435,7 +435,7 @@ func parseDomainLiteral(s string) (netip.Addr, error) {
 	return ip.Unmap(), nil
 }
 
-// ReorderForRestart returns targets with the one whose Addr is original
+// reorderForRestart returns targets with the one whose Addr is original
 // first and the others in their order, for restarting an interrupted
 // transaction (RFC 1845 §3): after resolving the domain again, the address
 // the transaction started on is tried first if it is still listed. original
@@ -443,7 +443,7 @@ func parseDomainLiteral(s string) (netip.Addr, error) {
 // as IPs and ports, so spelling differences do not matter. If original is
 // not listed, the result holds targets unchanged. targets itself is not
 // modified.
-func ReorderForRestart(targets []Target, original string) []Target {
+func reorderForRestart(targets []Target, original string) []Target {
 	out := slices.Clone(targets)
 	i := slices.IndexFunc(out, func(t Target) bool { return sameAddr(t.Addr, original) })
 	if i > 0 {

@@ -793,24 +793,24 @@ func TestReorderForRestart(t *testing.T) {
 		{"", []int{0, 1, 2, 3}},
 	}
 	for _, tt := range tests {
-		got := ReorderForRestart(targets, tt.original)
+		got := reorderForRestart(targets, tt.original)
 		var want []Target
 		for _, i := range tt.want {
 			want = append(want, targets[i])
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("ReorderForRestart(%q) =\n\t%q\nwant\n\t%q", tt.original, resFmt(got), resFmt(want))
+			t.Errorf("reorderForRestart(%q) =\n\t%q\nwant\n\t%q", tt.original, resFmt(got), resFmt(want))
 		}
 		if !slices.Equal(targets, orig) {
-			t.Fatalf("ReorderForRestart(%q) modified its argument", tt.original)
+			t.Fatalf("reorderForRestart(%q) modified its argument", tt.original)
 		}
 		got[0].Addr = "changed"
 		if !slices.Equal(targets, orig) {
-			t.Fatalf("ReorderForRestart(%q) returned its argument's array", tt.original)
+			t.Fatalf("reorderForRestart(%q) returned its argument's array", tt.original)
 		}
 	}
-	if got := ReorderForRestart(nil, "192.0.2.1:25"); len(got) != 0 {
-		t.Errorf("ReorderForRestart(nil) = %q", resFmt(got))
+	if got := reorderForRestart(nil, "192.0.2.1:25"); len(got) != 0 {
+		t.Errorf("reorderForRestart(nil) = %q", resFmt(got))
 	}
 }
 
