@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -158,6 +159,71 @@ func TestHello_FallsBackToHELO(t *testing.T) {
 			})
 		}
 	}
+}
+
+// net/smtp calls after the first hello cannot change the name.
+func TestHello_AfterOtherMethodsIsAnError(t *testing.T) {
+	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250 x", "C: NOOP", "S: 250 ok")
+	require.NoError(t, c.Noop())
+	require.EqualError(t, c.Hello("late.example"), "smtp: Hello called after other methods")
+}
+
+// RFC 5321 §2.4: extension keywords are case-insensitive.
+func TestExtension_IsCaseInsensitiveAndKeepsParameters(t *testing.T) {
+	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost",
+		"S: 250-mx\r\n250-size 1000\r\n250-AUTH=LOGIN\r\n250-Auth PLAIN CRAM-MD5\r\n250 pipelining")
+	ok, p := c.Extension("SIZE")
+	assert.True(t, ok)
+	assert.Equal(t, "1000", p)
+	ok, _ = c.Extension("PipeLining")
+	assert.True(t, ok)
+	ok, p = c.Extension("auth")
+	assert.True(t, ok)
+	assert.Equal(t, "PLAIN CRAM-MD5", p, "the RFC 4954 AUTH line wins over AUTH=")
+	ok, _ = c.Extension("DSN")
+	assert.False(t, ok)
+}
+
+// CR, LF or NUL in an argument is refused before anything is written.
+func TestArguments_WithLineBreaksAreRefusedBeforeWriting(t *testing.T) {
+	bad := []string{"a@b\r\nRCPT TO:<x@y>", "a@b\n", "a@b\r", "a@b\x00"}
+	for _, arg := range bad {
+		t.Run(textproto.TrimString(arg), func(t *testing.T) {
+			c, s := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250 x", "C: NOOP", "S: 250 ok")
+			require.NoError(t, c.Noop())
+			for name, call := range map[string]func() error{
+				"Mail":   func() error { return c.Mail(arg) },
+				"Rcpt":   func() error { return c.Rcpt(arg) },
+				"Verify": func() error { return c.Verify(arg) },
+			} {
+				err := call()
+				require.Error(t, err, name)
+				assert.True(t, errors.Is(err, ErrCRLF) || errors.Is(err, ErrNUL), name)
+			}
+			c.Close()
+			assert.Equal(t, []string{"EHLO localhost", "NOOP"}, s.Received())
+		})
+	}
+}
+
+func TestSendMail_RefusesInjectionBeforeDialing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	err = SendMail(ln.Addr().String(), nil, "a@example.com", []string{"b@example.com>\r\nDATA"}, []byte("x"))
+	require.ErrorIs(t, err, ErrCRLF)
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err = ln.Accept()
+	require.Error(t, err, "SendMail must not connect")
+}
+
+func TestSendMail_WritesTheNetSMTPConversation(t *testing.T) {
+	s := newScriptServer(t, "S: 220 hi", "C: EHLO localhost", "S: 250 mx", "C: MAIL FROM:<a@example.com>", "S: 250 ok",
+		"C: RCPT TO:<b@example.com>", "S: 250 ok", "C: RCPT TO:<c@example.com>", "S: 250 ok", "C: DATA", "S: 354 go",
+		"C: Subject: x", "C: ", "C: body", "C: .", "S: 250 queued", "C: QUIT", "S: 221 bye")
+	err := SendMail(s.Addr, nil, "a@example.com", []string{"b@example.com", "c@example.com"}, []byte("Subject: x\r\n\r\nbody\r\n"))
+	require.NoError(t, err)
+	assert.Len(t, s.Received(), 10)
 }
 
 // net/smtp's SendMail returns this exact error when AUTH is asked for and
