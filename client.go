@@ -39,6 +39,8 @@ type Client struct {
 	// Client go out in order. It is replaced by StartTLS.
 	Text *textproto.Conn
 
+	clientConfig // the settings it was made with
+
 	conn       net.Conn // the connection in use, TLS or not
 	raw        net.Conn // the underlying network connection, closed on cancel
 	tls        bool
@@ -51,13 +53,11 @@ type Client struct {
 
 	rr           replyReader
 	bw           *bufio.Writer
-	pending      []*Cmd // written, reply still due, oldest first
-	pump         *pump  // reads replies concurrently while a group or Batch runs
-	timeouts     Timeouts
+	pending      []*Cmd        // written, reply still due, oldest first
+	pump         *pump         // reads replies concurrently while a group or Batch runs
 	writeTimeout time.Duration // refreshes the write deadline on each write when > 0
 	opDeadline   time.Time     // the context deadline of the call in progress
-	trace        *ClientTrace  // the hooks in force: baseTrace, or a call's composed with it
-	baseTrace    *ClientTrace  // the Dialer's
+	trace        *ClientTrace  // the hooks in force: clientConfig.trace, or a call's composed with it
 	callTrace    bool          // trace holds a call's trace (WithClientTrace)
 	dot          *DotWriter
 	canon        *DotWriter   // canonical form for BDAT
@@ -66,15 +66,7 @@ type Client struct {
 	batch        *Batch       // the Batch in progress, if any
 	needRset     bool         // the server may hold a failed transaction: RSET first
 
-	strict       bool // made by a Dialer: replies nobody asked for are an error
-	callerConn   bool // made by NewClient: the conn's deadlines are the caller's
-	connClosed   bool // the Client closed the connection after a failure
-	lmtp         bool // speaks LMTP (RFC 2033)
-	noPipelining bool
-	noChunking   bool
-	chunkSize    int
-	window       int   // transactions in flight at most (CHUNKING + PIPELINING)
-	windowOctets int64 // unacknowledged message octets at most
+	connClosed bool // the Client closed the connection after a failure
 
 	err     error  // set once the connection is unusable; every call returns it
 	closing *Error // a 421 reply: the server is closing the connection (RFC 5321 §3.8)
@@ -139,39 +131,26 @@ func newCompatClient(conn net.Conn, host string, callerConn bool) (*Client, erro
 }
 
 // clientConfig is what a Dialer passes to a new Client.
+// clientConfig holds a Client's settings: from its Dialer, or net/smtp's
+// for one from Dial or NewClient.
 type clientConfig struct {
 	timeouts      Timeouts
 	trace         *ClientTrace
 	maxLineLength int
 	maxReplySize  int
-	strict        bool
-	callerConn    bool
-	lmtp          bool
+	strict        bool // made by a Dialer: replies nobody asked for are an error
+	callerConn    bool // made by NewClient: the conn's deadlines are the caller's
+	lmtp          bool // speaks LMTP (RFC 2033)
 	noPipelining  bool
 	noChunking    bool
 	chunkSize     int
-	window        int
-	windowOctets  int64
+	window        int   // transactions in flight at most (CHUNKING + PIPELINING)
+	windowOctets  int64 // unacknowledged message octets at most
 }
 
 func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client {
-	c := &Client{
-		serverName: host,
-		localName:  localName,
-		timeouts:   cfg.timeouts.withDefaults(),
-		trace:      cfg.trace,
-		baseTrace:  cfg.trace,
-		raw:        conn,
-
-		strict:       cfg.strict,
-		callerConn:   cfg.callerConn,
-		lmtp:         cfg.lmtp,
-		noPipelining: cfg.noPipelining,
-		noChunking:   cfg.noChunking,
-		chunkSize:    cfg.chunkSize,
-		window:       cfg.window,
-		windowOctets: cfg.windowOctets,
-	}
+	c := &Client{clientConfig: *cfg, serverName: host, localName: localName, trace: cfg.trace, raw: conn}
+	c.timeouts = cfg.timeouts.withDefaults()
 	if c.chunkSize <= 0 {
 		c.chunkSize = DefaultChunkSize
 	}
@@ -271,7 +250,7 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 	// (hello within Mail) keeps the trace the outer call set.
 	restoreTrace := false
 	if ct := ContextClientTrace(ctx); ct != nil && !c.callTrace {
-		c.trace, c.callTrace, restoreTrace = ct.compose(c.baseTrace), true, true
+		c.trace, c.callTrace, restoreTrace = ct.compose(c.clientConfig.trace), true, true
 	}
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
@@ -288,7 +267,7 @@ func (c *Client) begin(ctx context.Context) (end func(error) error, err error) {
 		stopped := stop()
 		c.opDeadline = time.Time{}
 		if restoreTrace {
-			c.trace, c.callTrace = c.baseTrace, false
+			c.trace, c.callTrace = c.clientConfig.trace, false
 		}
 		// The network deadline may fire a moment before the context's own
 		// timer: past the context's deadline, the context ended the call.

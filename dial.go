@@ -138,19 +138,6 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 		conn.Close()
 		return nil, err
 	}
-	cfg := &clientConfig{
-		timeouts:      d.Timeouts,
-		trace:         d.Trace,
-		maxLineLength: d.MaxLineLength,
-		maxReplySize:  d.MaxReplySize,
-		strict:        true,
-		lmtp:          d.LMTP,
-		noPipelining:  d.DisablePipelining,
-		noChunking:    d.DisableChunking,
-		chunkSize:     d.ChunkSize,
-		window:        d.MaxInFlight,
-		windowOctets:  d.MaxInFlightOctets,
-	}
 	if d.ImplicitTLS {
 		tc := tls.Client(conn, d.tlsConfig(host))
 		hctx, cancel := d.connectContext(ctx)
@@ -165,12 +152,29 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 		}
 		conn = tc
 	}
-	c := newClient(conn, host, localName, cfg)
+	c := newClient(conn, host, localName, d.config())
 	if err := c.session(ctx, d); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// config returns the settings of a Client made by d.
+func (d *Dialer) config() *clientConfig {
+	return &clientConfig{
+		timeouts:      d.Timeouts,
+		trace:         d.Trace,
+		maxLineLength: d.MaxLineLength,
+		maxReplySize:  d.MaxReplySize,
+		strict:        true,
+		lmtp:          d.LMTP,
+		noPipelining:  d.DisablePipelining,
+		noChunking:    d.DisableChunking,
+		chunkSize:     d.ChunkSize,
+		window:        d.MaxInFlight,
+		windowOctets:  d.MaxInFlightOctets,
+	}
 }
 
 // session reads the greeting, says hello and applies the TLS policy.
