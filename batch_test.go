@@ -23,23 +23,6 @@ var (
 	extLockstep   = []string{"8BITMIME", "ENHANCEDSTATUSCODES", "SIZE 1000000", "DSN", "CHUNKING"}
 )
 
-func dialTest(t *testing.T, srv *smtptest.Server, d *Dialer) *Client {
-	t.Helper()
-	if d == nil {
-		d = &Dialer{}
-	}
-	d.LocalName = "client.example"
-	d.TLSPolicy = TLSDisabled
-	c, err := d.Dial(context.Background(), srv.Addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func testMessage(i int) string {
-	return fmt.Sprintf("From: a@example.org\r\nSubject: message %d\r\n\r\n.leading dot %d\r\nbody\r\n", i, i)
-}
-
 // RFC 2920 §3.1: MAIL, RCPT and DATA go in one group, so a message costs
 // two round trips with DATA; replies are counted, never matched by text.
 func TestSend_PipelinesTheEnvelope(t *testing.T) {

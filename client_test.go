@@ -16,16 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// dialScript connects a net/smtp-compatible Client to a script server.
-func dialScript(t *testing.T, script ...string) (*Client, *scriptServer) {
-	t.Helper()
-	s := newScriptServer(t, script...)
-	c, err := Dial(s.Addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c, s
-}
-
 const ehloReply = "S: 250-mx.example.com at your service\r\n250-SIZE 35651584\r\n250-AUTH LOGIN PLAIN\r\n250 8BITMIME"
 
 // The net/smtp-compatible calls write what net/smtp writes (RFC 5321 §4.1).

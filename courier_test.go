@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,32 +19,6 @@ var (
 	extCheckpoint      = []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHECKPOINT", "SIZE 100000000"}
 	extCheckpointChunk = append([]string{"CHUNKING"}, extCheckpoint...)
 )
-
-// bigText returns about n octets of text with CRLF lines, some starting
-// with a dot.
-func bigText(n int) []byte {
-	var b bytes.Buffer
-	for i := 0; b.Len() < n; i++ {
-		if i%7 == 0 {
-			b.WriteString(".")
-		}
-		fmt.Fprintf(&b, "line %06d of the message, with some words to make it longer\r\n", i)
-	}
-	return b.Bytes()
-}
-
-// onlyReader hides every method but Read, so the message cannot seek.
-type onlyReader struct{ r io.Reader }
-
-func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
-
-func testCourier(d *Dialer) *Courier {
-	if d == nil {
-		d = &Dialer{}
-	}
-	d.LocalName, d.TLSPolicy = "client.example", TLSDisabled
-	return &Courier{Dialer: d, RetryDelay: time.Millisecond, Attempts: 4}
-}
 
 // RFC 1845 §3: cut during the data, the client reconnects, reissues MAIL
 // with the same TRANSID, and on "355 offset" sends only the rest; the server

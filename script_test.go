@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/resmtp/smtp/internal/smtptest"
 )
 
 // scriptServer plays one scripted SMTP conversation over a real loopback
@@ -163,23 +161,4 @@ func (s *scriptServer) Raw() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.raw.String()
-}
-
-// testServerTLSConfig returns a server config with smtptest's certificate
-// for "localhost" and 127.0.0.1.
-func testServerTLSConfig(t testing.TB) *tls.Config {
-	server, _, err := smtptest.TLSConfigs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return server
-}
-
-// testClientTLSConfig trusts the certificate of testServerTLSConfig.
-func testClientTLSConfig(t testing.TB) *tls.Config {
-	_, client, err := smtptest.TLSConfigs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
 }

@@ -17,34 +17,6 @@ import (
 	"github.com/resmtp/smtp/internal/smtptest"
 )
 
-func newTestServer(t *testing.T, cfg smtptest.Config) *smtptest.Server {
-	t.Helper()
-	cfg.Logf = t.Logf
-	s, err := smtptest.NewServer(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func sendOne(ctx context.Context, c *Client, from string, to []string, body string) error {
-	if err := c.MailContext(ctx, from); err != nil {
-		return err
-	}
-	for _, r := range to {
-		if err := c.RcptContext(ctx, r); err != nil {
-			return err
-		}
-	}
-	w, err := c.DataContext(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, body); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
 // The whole session of RFC 5321 §3 with STARTTLS (RFC 3207) verified
 // against the server's certificate and AUTH LOGIN through go-sasl.
 func TestSession_DialerSendsOverVerifiedTLSWithAuth(t *testing.T) {
