@@ -14,6 +14,10 @@
 //     553 (RFC 772 Appendices A and B);
 //  4. after STARTTLS and AUTH, sends TURN (RFC 821 §3.8) and receives, as
 //     the receiver now, the mail the server holds for it.
+//
+// HELP, EXPN and source routes are the Client's own; SAML, MRSQ and TURN
+// come from the rfc821 package, which adds them on the Client's public API
+// (Pipeline, DataCommand, Hijack).
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 
 	"github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/smtptest"
+	"github.com/resmtp/smtp/rfc821"
 )
 
 func main() {
@@ -104,7 +109,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "  -- route %v, mailbox %s\n", route.Route, route.Mailbox)
-	if err := c.SamlFrom(ctx, ""); err != nil {
+	if err := rfc821.SamlFrom(ctx, c, ""); err != nil {
 		return err
 	}
 	if err := c.RcptContext(ctx, route.Addr()); err != nil {
@@ -120,15 +125,15 @@ func run(out io.Writer) error {
 	}
 
 	fmt.Fprintln(out, "\n== 3. RFC 772 MRSQ: the preferred scheme, then R and T; one recipient refused")
-	pref, err := c.MRSQ(ctx, smtp.MRSQQuery)
+	pref, err := rfc821.MRSQ(ctx, c, rfc821.MRSQQuery)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  -- the server prefers %q\n", pref)
 	text := "Subject: MRSQ\r\n\r\nBlah blah blah blah....etc. etc. etc.\r\n"
 	to := []string{"Foo@Y", "reject.Raboof@Y", "bar@Y", "@Y,@X,fubar@Z"} // RFC 772's own names
-	for _, scheme := range []smtp.MRSQScheme{smtp.MRSQRecipientsFirst, smtp.MRSQTextFirst} {
-		res, err := c.SendMRSQ(ctx, scheme, "waldo@A", to, strings.NewReader(text))
+	for _, scheme := range []rfc821.MRSQScheme{rfc821.MRSQRecipientsFirst, rfc821.MRSQTextFirst} {
+		res, err := rfc821.SendMRSQ(ctx, c, scheme, "waldo@A", to, strings.NewReader(text))
 		var re *smtp.RecipientsError
 		if err != nil && !errors.As(err, &re) {
 			return err
@@ -147,11 +152,11 @@ func run(out io.Writer) error {
 	if err := c.AuthContext(ctx, smtp.PlainAuth("", "client", password, host)); err != nil {
 		return err
 	}
-	recv, err := c.Turn(ctx)
+	recv, err := rfc821.Turn(ctx, c)
 	if err != nil {
 		return err
 	}
-	h := smtp.TurnFuncs{
+	h := rfc821.TurnFuncs{
 		OnRcpt: func(to string) error {
 			if !strings.HasSuffix(to, "@client.historic.example") {
 				return &smtp.Error{Code: 550, Msg: "5.7.1 not a domain of mine"}
