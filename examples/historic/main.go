@@ -45,7 +45,33 @@ func main() {
 const password = "correct horse battery staple"
 
 func run(out io.Writer) error {
-	srv, err := smtptest.NewServer(smtptest.Config{
+	srv, err := newServer()
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(out, "embedded SMTP server listening on %s\n\n", srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	d := &smtp.Dialer{LocalName: "client.historic.example", TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: printTrace(out)}
+	fmt.Fprintln(out, "== EHLO over STARTTLS: the server lists the RFC 821 commands it implements (RFC 1869 §5)")
+	c, err := d.Dial(ctx, srv.Addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, step := range []func(context.Context, io.Writer, *smtp.Client) error{helpAndExpand, saml, mrsq} {
+		if err := step(ctx, out, c); err != nil {
+			return err
+		}
+	}
+	return turn(ctx, out, c, srv)
+}
+
+// newServer starts the embedded server with the historic commands on.
+func newServer() (*smtptest.Server, error) {
+	return smtptest.NewServer(smtptest.Config{
 		Hostname:   "mx.historic.example",
 		Extensions: []string{"ENHANCEDSTATUSCODES", "STARTTLS", "AUTH PLAIN", "SEND", "SOML", "SAML", "HELP"},
 		Users:      map[string]string{"client": password},
@@ -62,15 +88,11 @@ func run(out io.Writer) error {
 			Data: "Subject: held for you\r\n\r\n.this line starts with a dot\r\nThe end.\r\n",
 		},
 	})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	fmt.Fprintf(out, "embedded SMTP server listening on %s\n\n", srv.Addr)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+}
 
-	trace := &smtp.ClientTrace{
+// printTrace prints every command and reply to out.
+func printTrace(out io.Writer) *smtp.ClientTrace {
+	return &smtp.ClientTrace{
 		CommandSent: func(line string) { fmt.Fprintf(out, "  C: %s\n", line) },
 		ReplyRead: func(r *smtp.Reply) {
 			for i, l := range r.Lines {
@@ -82,14 +104,11 @@ func run(out io.Writer) error {
 			}
 		},
 	}
-	d := &smtp.Dialer{LocalName: "client.historic.example", TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: trace}
-	fmt.Fprintln(out, "== EHLO over STARTTLS: the server lists the RFC 821 commands it implements (RFC 1869 §5)")
-	c, err := d.Dial(ctx, srv.Addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+}
 
+// helpAndExpand is step 1: HELP, and EXPN of a list and of a list the
+// server will not expand.
+func helpAndExpand(ctx context.Context, out io.Writer, c *smtp.Client) error {
 	fmt.Fprintln(out, "\n== 1. HELP and EXPN (RFC 821 §3.3, §4.1.1)")
 	if _, err := c.Help(ctx, "MRSQ"); err != nil {
 		return err
@@ -102,7 +121,12 @@ func run(out io.Writer) error {
 	if _, err := c.Expand(ctx, "Executive-Washroom-List"); err != nil {
 		fmt.Fprintf(out, "  -- refused: %v\n", err)
 	}
+	return nil
+}
 
+// saml is step 2: a message with SAML from the null reverse-path to a
+// source route.
+func saml(ctx context.Context, out io.Writer, c *smtp.Client) error {
 	fmt.Fprintln(out, "\n== 2. SAML from the null reverse-path to a source route (RFC 821 §3.4, §3.6)")
 	route, err := smtp.ParsePath("<@USC-ISIF.ARPA:Q-Smith@ISI-VAXA.ARPA>")
 	if err != nil {
@@ -120,10 +144,12 @@ func run(out io.Writer) error {
 		return err
 	}
 	io.WriteString(w, "Subject: to your terminal and your mailbox\r\n\r\nHello, Quincy.\r\n")
-	if err := w.Close(); err != nil {
-		return err
-	}
+	return w.Close()
+}
 
+// mrsq is step 3: the server's preferred MRSQ scheme, then one text to
+// four recipients with each scheme.
+func mrsq(ctx context.Context, out io.Writer, c *smtp.Client) error {
 	fmt.Fprintln(out, "\n== 3. RFC 772 MRSQ: the preferred scheme, then R and T; one recipient refused")
 	pref, err := rfc821.MRSQ(ctx, c, rfc821.MRSQQuery)
 	if err != nil {
@@ -146,7 +172,12 @@ func run(out io.Writer) error {
 		}
 		fmt.Fprintln(out)
 	}
+	return nil
+}
 
+// turn is step 4: AUTH, TURN, and the client receiving as the server's
+// receiver now; then the exchange as the server logged it.
+func turn(ctx context.Context, out io.Writer, c *smtp.Client, srv *smtptest.Server) error {
 	fmt.Fprintln(out, "\n== 4. TURN (RFC 821 §3.8): authenticated first, then the client becomes the receiver")
 	host, _, _ := net.SplitHostPort(srv.Addr) // PlainAuth checks the server's name
 	if err := c.AuthContext(ctx, smtp.PlainAuth("", "client", password, host)); err != nil {
