@@ -65,12 +65,12 @@ type Client struct {
 	chunkOut     appendWriter // BDAT chunk being built
 	batch        *Batch       // the Batch in progress, if any
 	openData     *DataWriter  // the data phase in progress, if any
+	hijacked     bool         // the connection is the caller's (Hijack)
 	needRset     bool         // the server may hold a failed transaction: RSET first
 
 	strict       bool // made by a Dialer: replies nobody asked for are an error
 	callerConn   bool // made by NewClient: the conn's deadlines are the caller's
 	connClosed   bool // the Client closed the connection after a failure
-	hijacked     bool // the connection is the caller's (Hijack)
 	lmtp         bool // speaks LMTP (RFC 2033)
 	noPipelining bool
 	noChunking   bool
