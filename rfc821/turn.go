@@ -46,11 +46,11 @@ var ErrTurnRefused = errors.New("rfc821: TURN refused")
 //
 // So before calling Turn the caller must make sure that both sides know
 // who the other is: use TLS with a verified server certificate
-// (Dialer.TLSPolicy TLSRequired, or ImplicitTLS), so that the mail that
-// comes back is from the server the caller meant, and authenticate with
-// AUTH, so that the server can tell this client is entitled to the mail it
-// is about to hand over. The TurnHandler should then accept only
-// recipients of the caller's own domains.
+// (smtp.Dialer's TLSPolicy smtp.TLSRequired, or ImplicitTLS), so that the
+// mail that comes back is from the server the caller meant, and
+// authenticate with AUTH, so that the server can tell this client is
+// entitled to the mail it is about to hand over. The TurnHandler should
+// then accept only recipients of the caller's own domains.
 func Turn(ctx context.Context, c *smtp.Client) (*Receiver, error) {
 	p := c.Pipeline()
 	x := p.Cmd(250, "TURN")
