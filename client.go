@@ -64,6 +64,8 @@ type Client struct {
 	feedBuf      []byte       // message input buffer
 	chunkOut     appendWriter // BDAT chunk being built
 	batch        *Batch       // the Batch in progress, if any
+	openData     *DataWriter  // the data phase in progress, if any
+	hijacked     bool         // the connection is the caller's (Hijack)
 	needRset     bool         // the server may hold a failed transaction: RSET first
 
 	connClosed bool // the Client closed the connection after a failure
@@ -344,12 +346,18 @@ func (c *Client) greet(ctx context.Context) (err error) {
 
 // Close closes the connection without sending QUIT. It returns the error of
 // closing the connection, as net/smtp's does, or nil if the Client had
-// already closed it after a failure.
+// already closed it after a failure or the connection was hijacked (see
+// Hijack), which Close leaves open. A data phase in progress ends with it:
+// its text is not delivered, as the final "." is never sent.
 func (c *Client) Close() error {
+	if w := c.openData; w != nil {
+		c.openData = nil
+		w.abandon()
+	}
 	if c.err == nil {
 		c.err = ErrClosed
 	}
-	if c.connClosed {
+	if c.connClosed || c.hijacked {
 		return nil
 	}
 	return c.Text.Close()

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // The data phase: the message text after DATA's 354 (dot-stuffed, ended by
 // "."), or as BDAT chunks (RFC 3030). Every way of sending goes through
-// here: Data's writer, Send and Batch, the Courier, SendMail and the
-// historic MRSQ text.
+// here: Data's writer, Send and Batch, the Courier, SendMail and
+// DataCommand's writer (the rfc821 package's MRSQ text).
 //
 // Progress has one definition for all of them (ClientTrace.DataProgress):
 // written counts canonical octets (RFC 1845 §3: CRLF line ends, before
@@ -21,14 +22,20 @@ import (
 // whose earlier attempt reached its end), else -1; and once the whole
 // message is written the last call is (size, size).
 
-// dataWriter is the io.WriteCloser returned by Data: the message goes
-// through the Client's DotWriter into the shared buffered writer.
-type dataWriter struct {
+// A DataWriter writes the text of a data phase: the message after DATA's
+// 354, or the text after any other command answered 354 (DataCommand). It
+// converts the text to canonical form and dot-stuffs it (see DotWriter)
+// into the Client's buffered connection, and its Close sends the final "."
+// and reads the reply to it. Data and DataContext return one as an
+// io.WriteCloser.
+type DataWriter struct {
 	c      *Client
 	end    func(error) error
 	compat bool // from Data: net/smtp's errors
 	closed bool
-	next   int64 // the count at which DataProgress is called next
+	next   int64  // the count at which DataProgress is called next
+	count  int64  // the canonical octets written, once closed
+	reply  *Reply // the reply to the final ".", once read
 }
 
 // Data issues a DATA command to the server and returns a writer that
@@ -42,7 +49,7 @@ type dataWriter struct {
 // server answers 354. A failure of the connection is returned as the
 // network's error, as net/smtp does.
 func (c *Client) Data() (io.WriteCloser, error) {
-	w, err := c.data(context.Background(), true)
+	w, err := c.data(context.Background(), "DATA", true)
 	if err != nil {
 		return nil, c.compatErr(err)
 	}
@@ -51,28 +58,69 @@ func (c *Client) Data() (io.WriteCloser, error) {
 
 // DataContext is Data bounded by ctx: the context bounds the whole data
 // phase, up to and including the returned writer's Close. It and the
-// writer return an *Error for a refusal.
+// writer return an *Error for a refusal. It is DataCommand(ctx, "DATA"),
+// except that it sends no hello first, as Data does not.
 func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
-	w, err := c.data(ctx, false)
+	w, err := c.data(ctx, "DATA", false)
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-func (c *Client) data(ctx context.Context, compat bool) (*dataWriter, error) {
+// DataCommand sends line, a command whose 354 reply starts a data phase,
+// and returns the writer for the text that follows, as DataContext does for
+// DATA. It is for the commands of extensions and historic protocols that
+// carry text after 354, such as RFC 772's "MAIL FROM:<x>" under MRSQ T
+// (the rfc821 package). The hello is sent first if it has not been.
+//
+// The context bounds the whole data phase, up to and including the
+// writer's Close; the reply to line is awaited as long as the Client's
+// Timeouts say for its verb (Mail for MAIL, DataInit for DATA, Command for
+// any other). The writer dot-stuffs the text and reports progress
+// (ClientTrace.DataProgress) as DATA's does; its Close sends the final "."
+// and returns an *Error unless the server answers 250.
+//
+// DataCommand returns ErrCRLF or ErrNUL for a line with CR, LF or NUL, and
+// an error for an empty one, before anything is written; the error of the
+// hello if it fails; an *Error (the error itself, not wrapped) if the
+// server answers line with anything but 354, after which the Client may go
+// on; and an I/O, protocol or context error, which leaves the Client
+// unusable.
+func (c *Client) DataCommand(ctx context.Context, line string) (*DataWriter, error) {
+	if line == "" {
+		return nil, errors.New("smtp: DataCommand needs a command line")
+	}
+	if err := validateLine(line); err != nil {
+		return nil, err
+	}
+	if err := c.hello(ctx); err != nil {
+		return nil, err
+	}
+	return c.data(ctx, line, false)
+}
+
+// data sends line, waits for its 354 and starts the text.
+func (c *Client) data(ctx context.Context, line string, compat bool) (*DataWriter, error) {
 	end, err := c.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.roundTrip(command{verb: "DATA", expect: 354, timeout: c.timeouts.DataInit}, "DATA"); err != nil {
+	verb, _, _ := strings.Cut(line, " ")
+	verb = strings.ToUpper(verb)
+	if _, err := c.roundTrip(command{verb: verb, expect: 354, timeout: c.commandTimeout(verb)}, "%s", line); err != nil {
 		return nil, end(err)
 	}
 	c.startText()
-	return &dataWriter{c: c, end: end, compat: compat, next: ProgressInterval}, nil
+	w := &DataWriter{c: c, end: end, compat: compat, next: ProgressInterval}
+	c.openData = w
+	return w, nil
 }
 
-func (w *dataWriter) Write(p []byte) (int, error) {
+// Write writes p to the text, converted to canonical form and
+// dot-stuffed. It returns an error after Close, and the error of the
+// connection, which leaves the Client unusable.
+func (w *DataWriter) Write(p []byte) (int, error) {
 	n, err := w.writeProgress(p)
 	if err != nil && w.compat {
 		err = w.c.compatErr(err)
@@ -80,7 +128,7 @@ func (w *dataWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (w *dataWriter) writeProgress(p []byte) (int, error) {
+func (w *DataWriter) writeProgress(p []byte) (int, error) {
 	c := w.c
 	if w.closed {
 		return 0, errors.New("smtp: write after close of DATA writer")
@@ -108,20 +156,50 @@ func (w *dataWriter) writeProgress(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *dataWriter) Close() error {
+// Close ends the text with the final "." and reads the server's reply to
+// it. It returns an *Error (a *textproto.Error from Data's writer) unless
+// the reply is 250, an error if the writer was closed already, and an I/O,
+// protocol or context error, which leaves the Client unusable.
+func (w *DataWriter) Close() error {
 	if w.closed {
 		return errors.New("smtp: DATA writer already closed")
 	}
 	w.closed = true
-	err := w.end(w.c.finishData())
+	c := w.c
+	c.openData = nil
+	err := c.finishData(w)
+	w.count = c.dot.Count()
+	err = w.end(err)
 	if w.compat {
-		err = w.c.compatErr(err)
+		err = c.compatErr(err)
 	}
 	return err
 }
 
+// Reply returns the server's reply to the final ".", accepting or not,
+// once Close has read it; nil before, or if it could not be read.
+func (w *DataWriter) Reply() *Reply { return w.reply }
+
+// Count returns the canonical octets of text written so far (RFC 1845 §3:
+// CRLF line ends, before dot-stuffing; the final "." not counted): the size
+// of the text once Close has run.
+func (w *DataWriter) Count() int64 {
+	if w.closed {
+		return w.count
+	}
+	return w.c.dot.Count()
+}
+
+// abandon ends the call of a writer that will not be closed: the Client is
+// being closed.
+func (w *DataWriter) abandon() {
+	w.closed = true
+	w.count = w.c.dot.Count()
+	w.end(nil)
+}
+
 // finishData ends the message with "." and reads the reply to it.
-func (c *Client) finishData() error {
+func (c *Client) finishData(w *DataWriter) error {
 	if c.err != nil {
 		return c.err
 	}
@@ -132,6 +210,7 @@ func (c *Client) finishData() error {
 	if err := c.await(x); err != nil {
 		return err
 	}
+	w.reply = x.Reply
 	return x.Err
 }
 

@@ -67,9 +67,8 @@ func TestDataProgress_SameForEveryWayOfSending(t *testing.T) {
 			_, err := testCourier(d).Send(ctx, []string{srv.Addr}, env(), strings.NewReader(msg))
 			return err
 		}},
-		{"SendMRSQ", []string{"ENHANCEDSTATUSCODES"}, "T", func(ctx context.Context, d *Dialer, srv *smtptest.Server) error {
-			_, err := dialTest(t, srv, d).SendMRSQ(ctx, MRSQTextFirst, "a@example.org", []string{"b@example.com"}, strings.NewReader(msg))
-			return err
+		{"DataCommand, RFC 772 MAIL under MRSQ T", []string{"ENHANCEDSTATUSCODES"}, "T", func(ctx context.Context, d *Dialer, srv *smtptest.Server) error {
+			return sendMRSQText(ctx, dialTest(t, srv, d), "a@example.org", "b@example.com", msg)
 		}},
 	}
 	for _, tt := range tests {
@@ -94,3 +93,41 @@ func TestDataProgress_SameForEveryWayOfSending(t *testing.T) {
 }
 
 var _ io.Reader = onlyReader{}
+
+// sendMRSQText sends body to one recipient as RFC 772 Appendix B does, the
+// text through DataCommand: MRSQ T, "MAIL FROM:<from>" answered 354, the
+// text, then MRCP delivers it, and MRSQ resets.
+func sendMRSQText(ctx context.Context, c *Client, from, to, body string) error {
+	p := c.Pipeline()
+	sel := p.Cmd(200, "MRSQ T")
+	if err := p.Exec(ctx); err != nil {
+		return err
+	}
+	if sel.Err != nil {
+		return sel.Err
+	}
+	w, err := c.DataCommand(ctx, "MAIL FROM:<"+from+">")
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, body); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	p = c.Pipeline()
+	mrcp := p.Cmd(2, "MRCP TO:<%s>", to)
+	if err := p.Exec(ctx); err != nil {
+		return err
+	}
+	if mrcp.Err != nil {
+		return mrcp.Err
+	}
+	p = c.Pipeline()
+	reset := p.Cmd(200, "MRSQ")
+	if err := p.Exec(ctx); err != nil {
+		return err
+	}
+	return reset.Err
+}

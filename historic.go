@@ -3,14 +3,14 @@ package smtp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 )
 
-// This file holds the commands RFC 821 defined besides the core ones:
-// SEND, SOML and SAML (RFC 821 §3.4), EXPN (§3.3) and HELP (§4.1.1).
-// TURN is in turn.go, source routes in path.go, and RFC 772's
-// MRSQ/MRCP in mrsq.go.
+// This file holds the commands RFC 821 defined besides the core ones that
+// the Client still speaks: the verbs SEND, SOML and SAML (RFC 821 §3.4) for
+// an Envelope, EXPN (§3.3) and HELP (§4.1.1). Source routes are in path.go.
+// The rfc821 package has the rest, built on the Client's public API: SEND,
+// SOML and SAML as calls of their own, TURN, and RFC 772's MRSQ/MRCP.
 
 // A MailVerb is the command that begins a mail transaction (RFC 821 §3.4):
 // MAIL delivers to mailboxes; SEND, SOML and SAML are RFC 821's "sending"
@@ -21,7 +21,10 @@ import (
 // they are here so that the library can speak to a server that still does.
 // They are sent when the caller asks, without looking at the EHLO reply (an
 // RFC 821 server has none): a server that does not implement them answers
-// 500 or 502.
+// 500 or 502. Envelope.Verb chooses the verb for Send and a Batch, and a
+// Pipeline may send any of them; the rfc821 package's StartMail, SendFrom,
+// SomlFrom and SamlFrom begin a transaction with one, as MailContext does
+// with MAIL.
 type MailVerb string
 
 const (
@@ -38,59 +41,6 @@ const (
 	// to the terminal of those who are active.
 	MailSAML MailVerb = "SAML"
 )
-
-// StartMail begins a mail transaction with verb: "<verb> FROM:<from>",
-// followed, as after Mail, by Rcpt calls and Data. The reverse-path is
-// given without angle brackets, and may be a source route
-// ("@A,@B:joe@C", see Path); "" sends the null reverse-path "<>".
-//
-// StartMail with MailMAIL is MailContext: it adds the BODY=8BITMIME and
-// SMTPUTF8 parameters as net/smtp does. SEND, SOML and SAML carry no
-// parameters (RFC 1869 defines them for MAIL and RCPT only). A Pipeline may
-// also send them, anywhere in a group (RFC 2920 §3.1).
-//
-// StartMail returns an error for an unknown verb and ErrCRLF, ErrNUL or an
-// error for angle brackets in from, before anything is sent; an *Error
-// unless the server answers 250 (RFC 821 §4.3: 552, 451, 452, 500, 501,
-// 502, 421).
-func (c *Client) StartMail(ctx context.Context, verb MailVerb, from string) error {
-	switch verb {
-	case MailMAIL:
-		if err := validateAddress(from); err != nil {
-			return err
-		}
-		return c.MailContext(ctx, from)
-	case MailSEND, MailSOML, MailSAML:
-	default:
-		return fmt.Errorf("smtp: unknown mail verb %q", string(verb))
-	}
-	if err := validateAddress(from); err != nil {
-		return err
-	}
-	if err := c.hello(ctx); err != nil {
-		return err
-	}
-	_, err := c.simple(ctx, command{verb: string(verb), expect: 250, timeout: c.timeouts.Mail}, "%s FROM:<%s>", string(verb), from)
-	return err
-}
-
-// SendFrom begins a transaction with "SEND FROM:<from>": the message goes
-// to the recipients' terminals (RFC 821 §3.4). See StartMail.
-func (c *Client) SendFrom(ctx context.Context, from string) error {
-	return c.StartMail(ctx, MailSEND, from)
-}
-
-// SomlFrom begins a transaction with "SOML FROM:<from>": each recipient's
-// terminal if active, else the mailbox (RFC 821 §3.4). See StartMail.
-func (c *Client) SomlFrom(ctx context.Context, from string) error {
-	return c.StartMail(ctx, MailSOML, from)
-}
-
-// SamlFrom begins a transaction with "SAML FROM:<from>": every mailbox,
-// and the terminal of each active recipient (RFC 821 §3.4). See StartMail.
-func (c *Client) SamlFrom(ctx context.Context, from string) error {
-	return c.StartMail(ctx, MailSAML, from)
-}
 
 // Expand asks the server for the members of a mailing list with EXPN
 // (RFC 821 §3.3, RFC 5321 §3.5) and returns their addresses, one per line

@@ -100,59 +100,6 @@ func TestHelp_Topics(t *testing.T) {
 	assert.Equal(t, []string{"EHLO client.example", "HELP", "HELP MRCP", "HELP FROB"}, historicSent(srv, 1))
 }
 
-// RFC 821 §3.4: SEND, SOML and SAML in place of MAIL.
-func TestSendSomlSaml(t *testing.T) {
-	srv := newTestServer(t, smtptest.Config{Extensions: []string{"ENHANCEDSTATUSCODES", "8BITMIME", "SEND", "SOML", "SAML"}})
-	c := dialTest(t, srv, nil)
-	ctx := context.Background()
-	for _, verb := range []MailVerb{MailSEND, MailSOML, MailSAML, MailMAIL} {
-		var err error
-		switch verb {
-		case MailSEND:
-			err = c.SendFrom(ctx, "a@example.org")
-		case MailSOML:
-			err = c.SomlFrom(ctx, "a@example.org")
-		case MailSAML:
-			err = c.SamlFrom(ctx, "")
-		default:
-			err = c.StartMail(ctx, verb, "a@example.org")
-		}
-		require.NoError(t, err, verb)
-		require.NoError(t, c.RcptContext(ctx, "b@example.com"))
-		w, err := c.DataContext(ctx)
-		require.NoError(t, err)
-		_, err = io.WriteString(w, "Subject: "+string(verb)+"\r\n\r\nhi\r\n")
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-	}
-	msgs := srv.Messages()
-	require.Len(t, msgs, 4)
-	for i, verb := range []string{"SEND", "SOML", "SAML", "MAIL"} {
-		assert.Equal(t, verb, msgs[i].Verb)
-	}
-	assert.Equal(t, "", msgs[2].From)
-	sent := historicSent(srv, 1)
-	assert.Contains(t, sent, "SEND FROM:<a@example.org>", "no parameters on SEND")
-	assert.Contains(t, sent, "SAML FROM:<>")
-	assert.Contains(t, sent, "MAIL FROM:<a@example.org> BODY=8BITMIME", "MAIL as MailContext sends it")
-
-	// RFC 821 §3.4: a SEND recipient who is not at a terminal: 450.
-	require.NoError(t, c.SendFrom(ctx, "a@example.org"))
-	err := c.RcptContext(ctx, "away@example.com")
-	assert.Equal(t, 450, historicCode(t, err))
-	require.NoError(t, c.ResetContext(ctx))
-
-	assert.Error(t, c.StartMail(ctx, "XSND", "a@example.org"))
-	assert.ErrorIs(t, c.SamlFrom(ctx, "a\r\n@x"), ErrCRLF)
-	assert.Error(t, c.SomlFrom(ctx, "<a@x>"))
-
-	// A server that does not implement them: 502.
-	c2 := dialTest(t, newTestServer(t, smtptest.Config{}), nil)
-	for _, f := range []func(context.Context, string) error{c2.SendFrom, c2.SomlFrom, c2.SamlFrom} {
-		assert.Equal(t, 502, historicCode(t, f(ctx, "a@example.org")))
-	}
-}
-
 // RFC 2920 §3.1: SEND, SOML and SAML may appear anywhere in a group; EXPN,
 // HELP and TURN only last.
 func TestPipeline_HistoricGroupRules(t *testing.T) {

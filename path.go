@@ -18,8 +18,8 @@ import (
 // the route and deliver to the mailbox's domain (F.2: a server that uses
 // the route MUST send to its first host). They remain for very old
 // systems and for debugging. The Client sends a path exactly as it is
-// given: pass Addr (no angle brackets) to Mail, Rcpt, StartMail or an
-// Envelope.
+// given: pass Addr (no angle brackets) to Mail, Rcpt, an Envelope or the
+// rfc821 package's StartMail.
 //
 // The zero Path is the null path "<>", the reverse-path of notifications
 // (RFC 821 §3.6, RFC 5321 §4.5.5).

@@ -147,10 +147,14 @@ func TestSourceRoutesOnTheWire(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 
-	// Send (a Batch) and SEND FROM.
+	// Send (a Batch) and SEND FROM (from a Pipeline, as the rfc821 package
+	// sends it).
 	_, err = c.Send(ctx, &Envelope{From: "", To: Recipients("@HOSTX.ARPA:JOE@HOSTW.ARPA", "plain@example.org")}, strings.NewReader("Subject: 2\r\n\r\nx\r\n"))
 	require.NoError(t, err)
-	require.NoError(t, c.SendFrom(ctx, "@relay.example:joe@example.org"))
+	p := c.Pipeline()
+	send := p.Cmd(250, "SEND FROM:<%s>", "@relay.example:joe@example.org")
+	require.NoError(t, p.Exec(ctx))
+	require.NoError(t, send.Err)
 	var e *Error
 	require.ErrorAs(t, c.RcptContext(ctx, "@a.example,@b.example:reject@example.org"), &e)
 	assert.Equal(t, 550, e.Code, "the server looks at the mailbox after the route")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // A Pipeline is a group of commands written together and answered in order
@@ -39,11 +40,29 @@ var anywhereInGroup = map[string]bool{"RSET": true, "MAIL": true, "RCPT": true, 
 //
 // A line that holds CR, LF or NUL, or a command after one that must end the
 // group, makes Exec fail before anything is written.
+//
+// The reply is awaited as long as the Client's Timeouts say for the verb:
+// Mail for MAIL, SEND, SOML and SAML, Rcpt for RCPT, DataInit for DATA,
+// Command for any other; CmdTimeout chooses another bound.
 func (p *Pipeline) Cmd(expect int, format string, args ...any) *Cmd {
+	return p.CmdTimeout(0, expect, format, args...)
+}
+
+// CmdTimeout is Cmd with a bound of its own on the wait for the reply:
+// timeout instead of the Timeouts field for the verb (zero keeps that one,
+// a negative timeout sets no bound). The context given to Exec bounds it
+// too. On a Client from NewClient, whose connection's deadlines are the
+// caller's, timeout is ignored, as the Timeouts are. Use it for a command
+// whose reply may take long, such as one answered only once a message is
+// delivered.
+func (p *Pipeline) CmdTimeout(timeout time.Duration, expect int, format string, args ...any) *Cmd {
 	line := fmt.Sprintf(format, args...)
 	verb, _, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
-	x := &Cmd{cmd: command{verb: verb, expect: expect, timeout: p.c.commandTimeout(verb)}}
+	if timeout == 0 || p.c.callerConn {
+		timeout = p.c.commandTimeout(verb)
+	}
+	x := &Cmd{cmd: command{verb: verb, expect: expect, timeout: timeout}}
 	if p.err == nil {
 		if err := validateLine(line); err != nil {
 			p.err = err

@@ -14,6 +14,10 @@
 //     553 (RFC 772 Appendices A and B);
 //  4. after STARTTLS and AUTH, sends TURN (RFC 821 §3.8) and receives, as
 //     the receiver now, the mail the server holds for it.
+//
+// HELP, EXPN and source routes are the Client's own; SAML, MRSQ and TURN
+// come from the rfc821 package, which adds them on the Client's public API
+// (Pipeline, DataCommand, Hijack).
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 
 	"github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/smtptest"
+	"github.com/resmtp/smtp/rfc821"
 )
 
 func main() {
@@ -40,7 +45,33 @@ func main() {
 const password = "correct horse battery staple"
 
 func run(out io.Writer) error {
-	srv, err := smtptest.NewServer(smtptest.Config{
+	srv, err := newServer()
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(out, "embedded SMTP server listening on %s\n\n", srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	d := &smtp.Dialer{LocalName: "client.historic.example", TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: printTrace(out)}
+	fmt.Fprintln(out, "== EHLO over STARTTLS: the server lists the RFC 821 commands it implements (RFC 1869 §5)")
+	c, err := d.Dial(ctx, srv.Addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, step := range []func(context.Context, io.Writer, *smtp.Client) error{helpAndExpand, saml, mrsq} {
+		if err := step(ctx, out, c); err != nil {
+			return err
+		}
+	}
+	return turn(ctx, out, c, srv)
+}
+
+// newServer starts the embedded server with the historic commands on.
+func newServer() (*smtptest.Server, error) {
+	return smtptest.NewServer(smtptest.Config{
 		Hostname:   "mx.historic.example",
 		Extensions: []string{"ENHANCEDSTATUSCODES", "STARTTLS", "AUTH PLAIN", "SEND", "SOML", "SAML", "HELP"},
 		Users:      map[string]string{"client": password},
@@ -57,15 +88,11 @@ func run(out io.Writer) error {
 			Data: "Subject: held for you\r\n\r\n.this line starts with a dot\r\nThe end.\r\n",
 		},
 	})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	fmt.Fprintf(out, "embedded SMTP server listening on %s\n\n", srv.Addr)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+}
 
-	trace := &smtp.ClientTrace{
+// printTrace prints every command and reply to out.
+func printTrace(out io.Writer) *smtp.ClientTrace {
+	return &smtp.ClientTrace{
 		CommandSent: func(line string) { fmt.Fprintf(out, "  C: %s\n", line) },
 		ReplyRead: func(r *smtp.Reply) {
 			for i, l := range r.Lines {
@@ -77,14 +104,11 @@ func run(out io.Writer) error {
 			}
 		},
 	}
-	d := &smtp.Dialer{LocalName: "client.historic.example", TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: trace}
-	fmt.Fprintln(out, "== EHLO over STARTTLS: the server lists the RFC 821 commands it implements (RFC 1869 §5)")
-	c, err := d.Dial(ctx, srv.Addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+}
 
+// helpAndExpand is step 1: HELP, and EXPN of a list and of a list the
+// server will not expand.
+func helpAndExpand(ctx context.Context, out io.Writer, c *smtp.Client) error {
 	fmt.Fprintln(out, "\n== 1. HELP and EXPN (RFC 821 §3.3, §4.1.1)")
 	if _, err := c.Help(ctx, "MRSQ"); err != nil {
 		return err
@@ -97,14 +121,19 @@ func run(out io.Writer) error {
 	if _, err := c.Expand(ctx, "Executive-Washroom-List"); err != nil {
 		fmt.Fprintf(out, "  -- refused: %v\n", err)
 	}
+	return nil
+}
 
+// saml is step 2: a message with SAML from the null reverse-path to a
+// source route.
+func saml(ctx context.Context, out io.Writer, c *smtp.Client) error {
 	fmt.Fprintln(out, "\n== 2. SAML from the null reverse-path to a source route (RFC 821 §3.4, §3.6)")
 	route, err := smtp.ParsePath("<@USC-ISIF.ARPA:Q-Smith@ISI-VAXA.ARPA>")
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  -- route %v, mailbox %s\n", route.Route, route.Mailbox)
-	if err := c.SamlFrom(ctx, ""); err != nil {
+	if err := rfc821.SamlFrom(ctx, c, ""); err != nil {
 		return err
 	}
 	if err := c.RcptContext(ctx, route.Addr()); err != nil {
@@ -115,20 +144,22 @@ func run(out io.Writer) error {
 		return err
 	}
 	io.WriteString(w, "Subject: to your terminal and your mailbox\r\n\r\nHello, Quincy.\r\n")
-	if err := w.Close(); err != nil {
-		return err
-	}
+	return w.Close()
+}
 
+// mrsq is step 3: the server's preferred MRSQ scheme, then one text to
+// four recipients with each scheme.
+func mrsq(ctx context.Context, out io.Writer, c *smtp.Client) error {
 	fmt.Fprintln(out, "\n== 3. RFC 772 MRSQ: the preferred scheme, then R and T; one recipient refused")
-	pref, err := c.MRSQ(ctx, smtp.MRSQQuery)
+	pref, err := rfc821.MRSQ(ctx, c, rfc821.MRSQQuery)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  -- the server prefers %q\n", pref)
 	text := "Subject: MRSQ\r\n\r\nBlah blah blah blah....etc. etc. etc.\r\n"
 	to := []string{"Foo@Y", "reject.Raboof@Y", "bar@Y", "@Y,@X,fubar@Z"} // RFC 772's own names
-	for _, scheme := range []smtp.MRSQScheme{smtp.MRSQRecipientsFirst, smtp.MRSQTextFirst} {
-		res, err := c.SendMRSQ(ctx, scheme, "waldo@A", to, strings.NewReader(text))
+	for _, scheme := range []rfc821.MRSQScheme{rfc821.MRSQRecipientsFirst, rfc821.MRSQTextFirst} {
+		res, err := rfc821.SendMRSQ(ctx, c, scheme, "waldo@A", to, strings.NewReader(text))
 		var re *smtp.RecipientsError
 		if err != nil && !errors.As(err, &re) {
 			return err
@@ -141,17 +172,22 @@ func run(out io.Writer) error {
 		}
 		fmt.Fprintln(out)
 	}
+	return nil
+}
 
+// turn is step 4: AUTH, TURN, and the client receiving as the server's
+// receiver now; then the exchange as the server logged it.
+func turn(ctx context.Context, out io.Writer, c *smtp.Client, srv *smtptest.Server) error {
 	fmt.Fprintln(out, "\n== 4. TURN (RFC 821 §3.8): authenticated first, then the client becomes the receiver")
 	host, _, _ := net.SplitHostPort(srv.Addr) // PlainAuth checks the server's name
 	if err := c.AuthContext(ctx, smtp.PlainAuth("", "client", password, host)); err != nil {
 		return err
 	}
-	recv, err := c.Turn(ctx)
+	recv, err := rfc821.Turn(ctx, c)
 	if err != nil {
 		return err
 	}
-	h := smtp.TurnFuncs{
+	h := rfc821.TurnFuncs{
 		OnRcpt: func(to string) error {
 			if !strings.HasSuffix(to, "@client.historic.example") {
 				return &smtp.Error{Code: 550, Msg: "5.7.1 not a domain of mine"}

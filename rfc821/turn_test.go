@@ -1,4 +1,4 @@
-package smtp
+package rfc821
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/smtptest"
 )
 
@@ -21,7 +22,7 @@ func TestTurn_Refused(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{})
 	c := dialTest(t, srv, nil)
 	ctx := context.Background()
-	r, err := c.Turn(ctx)
+	r, err := Turn(ctx, c)
 	assert.Nil(t, r)
 	assert.ErrorIs(t, err, ErrTurnRefused)
 	assert.Equal(t, 502, historicCode(t, err))
@@ -31,7 +32,7 @@ func TestTurn_Refused(t *testing.T) {
 	srv = newTestServer(t, smtptest.Config{Turn: &smtptest.Turn{}})
 	c = dialTest(t, srv, nil)
 	require.NoError(t, c.MailContext(ctx, "a@example.org"))
-	_, err = c.Turn(ctx)
+	_, err = Turn(ctx, c)
 	assert.Equal(t, 503, historicCode(t, err))
 	assert.NotErrorIs(t, err, ErrTurnRefused)
 }
@@ -104,13 +105,13 @@ func TestTurn_ReceivesATransaction(t *testing.T) {
 	})
 	c := dialTest(t, srv, nil)
 	ctx := context.Background()
-	require.NoError(t, c.Auth(PlainAuth("", "me", "secret", "127.0.0.1")), "authenticate before TURN")
-	recv, err := c.Turn(ctx)
+	require.NoError(t, c.Auth(smtp.PlainAuth("", "me", "secret", "127.0.0.1")), "authenticate before TURN")
+	recv, err := Turn(ctx, c)
 	require.NoError(t, err)
 	assert.Equal(t, "client.example", recv.Hostname)
 
 	h := &turnRecorder{refuse: map[string]error{
-		"other@elsewhere.example": &Error{Code: 550, Msg: "5.7.1 not a domain of mine"},
+		"other@elsewhere.example": &smtp.Error{Code: 550, Msg: "5.7.1 not a domain of mine"},
 	}}
 	require.NoError(t, recv.Serve(ctx, h))
 	assert.Equal(t, []string{"mx.example.net"}, h.hello)
@@ -143,7 +144,7 @@ func TestTurn_ReceivesATransaction(t *testing.T) {
 	}, turnLog(t, srv))
 
 	// The Client is the receiver now, and the connection is closed.
-	assert.ErrorIs(t, c.NoopContext(ctx), ErrClosed)
+	assert.ErrorIs(t, c.NoopContext(ctx), smtp.ErrClosed)
 	assert.Error(t, recv.Serve(ctx, h), "Serve runs once")
 }
 
@@ -156,15 +157,15 @@ func TestTurn_DataVerdicts(t *testing.T) {
 		fn   func(io.Reader) error
 		want string
 	}{
-		{"refused", func(io.Reader) error { return &Error{Code: 554, Msg: "5.6.0 no thanks\nreally"} }, "554-5.6.0 no thanks\n554 really"},
+		{"refused", func(io.Reader) error { return &smtp.Error{Code: 554, Msg: "5.6.0 no thanks\nreally"} }, "554-5.6.0 no thanks\n554 really"},
 		{"local error", func(io.Reader) error { return errors.New("disk full") }, "451 Requested action aborted: local error in processing"},
-		{"3yz is no verdict", func(io.Reader) error { return &Error{Code: 354} }, "451 Requested action aborted: local error in processing"},
-		{"accepted with text", func(r io.Reader) error { io.CopyN(io.Discard, r, 3); return &Error{Code: 250, Msg: "queued as 7"} }, "250 queued as 7"},
+		{"3yz is no verdict", func(io.Reader) error { return &smtp.Error{Code: 354} }, "451 Requested action aborted: local error in processing"},
+		{"accepted with text", func(r io.Reader) error { io.CopyN(io.Discard, r, 3); return &smtp.Error{Code: 250, Msg: "queued as 7"} }, "250 queued as 7"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newTestServer(t, smtptest.Config{Turn: &smtptest.Turn{From: "a@b", To: []string{"c@d"}, Data: "x\r\n" + strings.Repeat(".y\r\n", 5000)}})
 			c := dialTest(t, srv, nil)
-			recv, err := c.Turn(context.Background())
+			recv, err := Turn(context.Background(), c)
 			require.NoError(t, err)
 			require.NoError(t, recv.Serve(context.Background(), TurnFuncs{OnData: tt.fn}))
 			log := turnLog(t, srv)
@@ -183,17 +184,17 @@ func TestTurn_RefusalsAndReset(t *testing.T) {
 		From:     "spam@example.net", To: []string{"a@b"},
 	}})
 	c := dialTest(t, srv, nil)
-	recv, err := c.Turn(context.Background())
+	recv, err := Turn(context.Background(), c)
 	require.NoError(t, err)
 	resets := 0
 	h := &turnResetHandler{TurnFuncs: TurnFuncs{
 		OnMail: func(from string) error {
 			if strings.HasPrefix(from, "spam") {
-				return &Error{Code: 550, Msg: "go away"}
+				return &smtp.Error{Code: 550, Msg: "go away"}
 			}
 			return nil
 		},
-		OnRcpt: func(to string) error { return &Error{Code: 550, Msg: "no"} },
+		OnRcpt: func(to string) error { return &smtp.Error{Code: 550, Msg: "no"} },
 	}, resets: &resets}
 	require.NoError(t, recv.Serve(context.Background(), h))
 	log := turnLog(t, srv)
@@ -207,7 +208,7 @@ func TestTurn_RefusalsAndReset(t *testing.T) {
 
 	srv = newTestServer(t, smtptest.Config{Turn: &smtptest.Turn{From: "a@b", To: []string{"c@d"}}})
 	c = dialTest(t, srv, nil)
-	recv, err = c.Turn(context.Background())
+	recv, err = Turn(context.Background(), c)
 	require.NoError(t, err)
 	require.NoError(t, recv.Serve(context.Background(), turnHelloRefuser{}))
 	log = turnLog(t, srv)
@@ -224,13 +225,13 @@ func (h *turnResetHandler) Reset() { *h.resets++ }
 
 type turnHelloRefuser struct{ TurnFuncs }
 
-func (turnHelloRefuser) Hello(string) error { return &Error{Code: 550, Msg: "who are you?"} }
+func (turnHelloRefuser) Hello(string) error { return &smtp.Error{Code: 550, Msg: "who are you?"} }
 
 // A peer that goes away without QUIT, and a context that ends Serve.
 func TestTurn_ConnectionEnds(t *testing.T) {
 	c, s := dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: TURN", "S: 250 ok",
 		"C: 220 localhost Service ready", "S: HELO peer", "C: 250 localhost", "S: MAIL FROM:<a@b>", "C: 250 OK", "CLOSE")
-	recv, err := c.Turn(context.Background())
+	recv, err := Turn(context.Background(), c)
 	require.NoError(t, err)
 	reset := 0
 	err = recv.Serve(context.Background(), &turnResetHandler{resets: &reset})
@@ -240,7 +241,7 @@ func TestTurn_ConnectionEnds(t *testing.T) {
 
 	c, _ = dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: TURN", "S: 250 ok",
 		"C: 220 localhost Service ready", "STALL")
-	recv, err = c.Turn(context.Background())
+	recv, err = Turn(context.Background(), c)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

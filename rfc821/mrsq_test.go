@@ -1,15 +1,19 @@
-package smtp
+package rfc821
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/smtptest"
 )
 
@@ -19,34 +23,34 @@ func TestMRSQ_Selection(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{MRSQ: "T"})
 	c := dialTest(t, srv, nil)
 	ctx := context.Background()
-	pref, err := c.MRSQ(ctx, MRSQQuery)
+	pref, err := MRSQ(ctx, c, MRSQQuery)
 	require.NoError(t, err)
 	assert.Equal(t, MRSQTextFirst, pref)
-	_, err = c.MRSQ(ctx, MRSQRecipientsFirst)
+	_, err = MRSQ(ctx, c, MRSQRecipientsFirst)
 	assert.ErrorIs(t, err, ErrMRSQRefused)
 	assert.Equal(t, 501, historicCode(t, err))
-	pref, err = c.MRSQ(ctx, MRSQTextFirst)
+	pref, err = MRSQ(ctx, c, MRSQTextFirst)
 	require.NoError(t, err)
 	assert.Equal(t, MRSQNone, pref)
-	_, err = c.MRSQ(ctx, MRSQNone)
+	_, err = MRSQ(ctx, c, MRSQNone)
 	require.NoError(t, err)
-	_, err = c.MRSQ(ctx, "X")
+	_, err = MRSQ(ctx, c, "X")
 	assert.Error(t, err)
 	assert.Equal(t, []string{"EHLO client.example", "MRSQ ?", "MRSQ R", "MRSQ T", "MRSQ"}, historicSent(srv, 1))
 
 	// Not implemented: the test answers 502.
 	c2 := dialTest(t, newTestServer(t, smtptest.Config{}), nil)
 	for _, s := range []MRSQScheme{MRSQNone, MRSQQuery} {
-		_, err := c2.MRSQ(ctx, s)
+		_, err := MRSQ(ctx, c2, s)
 		assert.ErrorIs(t, err, ErrMRSQRefused)
 		assert.Equal(t, 502, historicCode(t, err))
 	}
-	_, err = c2.SendMRSQ(ctx, MRSQTextFirst, "a@b", []string{"c@d"}, strings.NewReader("x\r\n"))
+	_, err = SendMRSQ(ctx, c2, MRSQTextFirst, "a@b", []string{"c@d"}, strings.NewReader("x\r\n"))
 	assert.ErrorIs(t, err, ErrMRSQRefused)
 
 	// A 215 without a scheme.
 	c3, _ := dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: MRSQ ?", "S: 215 whatever")
-	_, err = c3.MRSQ(ctx, MRSQQuery)
+	_, err = MRSQ(ctx, c3, MRSQQuery)
 	assert.ErrorContains(t, err, "names no scheme")
 }
 
@@ -63,8 +67,8 @@ func TestSendMRSQ_RecipientsFirst(t *testing.T) {
 	c := dialTest(t, srv, nil)
 	ctx := context.Background()
 	to := []string{"Foo@Y", "reject.Raboof@Y", "bar@Y", "@Y,@X,fubar@Z"}
-	res, err := c.SendMRSQ(ctx, MRSQRecipientsFirst, "waldo@A", to, strings.NewReader(mrsqText))
-	var re *RecipientsError
+	res, err := SendMRSQ(ctx, c, MRSQRecipientsFirst, "waldo@A", to, strings.NewReader(mrsqText))
+	var re *smtp.RecipientsError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 3, re.Accepted)
 	require.Len(t, re.Refused, 1)
@@ -85,7 +89,7 @@ func TestSendMRSQ_RecipientsFirst(t *testing.T) {
 		"MAIL FROM:<waldo@A>", mrsqWire, "MRSQ"}, historicSent(srv, 1))
 
 	// No scheme is left selected: MAIL is SMTP's again.
-	_, err = c.Send(ctx, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, strings.NewReader("x\r\n"))
+	_, err = c.Send(ctx, &smtp.Envelope{From: "a@example.org", To: smtp.Recipients("b@example.com")}, strings.NewReader("x\r\n"))
 	require.NoError(t, err)
 	assert.Len(t, srv.Messages(), 2)
 }
@@ -97,8 +101,8 @@ func TestSendMRSQ_TextFirst(t *testing.T) {
 	c := dialTest(t, srv, nil)
 	ctx := context.Background()
 	to := []string{"Foo@Y", "reject.Raboof@Y", "bar@Y", "temp@Y", "@Y,@X,fubar@Z"}
-	res, err := c.SendMRSQ(ctx, MRSQTextFirst, "WALDO@A", to, strings.NewReader(mrsqText))
-	var re *RecipientsError
+	res, err := SendMRSQ(ctx, c, MRSQTextFirst, "WALDO@A", to, strings.NewReader(mrsqText))
+	var re *smtp.RecipientsError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 3, re.Accepted)
 	require.Len(t, re.Refused, 2)
@@ -140,8 +144,8 @@ func TestSendMRSQ_TableFull(t *testing.T) {
 			srv := newTestServer(t, smtptest.Config{MRSQ: "R", MRSQTable: 2})
 			c := dialTest(t, srv, nil)
 			to := []string{"a@Y", "b@Y", "reject@Y", "c@Y", "d@Y", "e@Y"}
-			res, err := c.SendMRSQ(context.Background(), MRSQRecipientsFirst, "waldo@A", to, body())
-			var re *RecipientsError
+			res, err := SendMRSQ(context.Background(), c, MRSQRecipientsFirst, "waldo@A", to, body())
+			var re *smtp.RecipientsError
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, 5, re.Accepted)
 			assert.Equal(t, "reject@Y", re.Refused[0].Addr)
@@ -171,32 +175,134 @@ func TestSendMRSQ_TextRefused(t *testing.T) {
 
 	srv := newTestServer(t, smtptest.Config{MRSQ: "RT", MaxMessageSize: 100})
 	c := dialTest(t, srv, nil)
-	res, err := c.SendMRSQ(ctx, MRSQRecipientsFirst, "a@b", []string{"c@d", "reject@d", "e@d"}, strings.NewReader(big))
-	var re *RecipientsError
+	res, err := SendMRSQ(ctx, c, MRSQRecipientsFirst, "a@b", []string{"c@d", "reject@d", "e@d"}, strings.NewReader(big))
+	var re *smtp.RecipientsError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 0, re.Accepted)
-	assert.Equal(t, 552, res.Recipients[0].Err.(*Error).Code)
-	assert.Equal(t, 553, res.Recipients[1].Err.(*Error).Code)
-	assert.Equal(t, 552, res.Recipients[2].Err.(*Error).Code)
+	assert.Equal(t, 552, res.Recipients[0].Err.(*smtp.Error).Code)
+	assert.Equal(t, 553, res.Recipients[1].Err.(*smtp.Error).Code)
+	assert.Equal(t, 552, res.Recipients[2].Err.(*smtp.Error).Code)
 	assert.Equal(t, 552, res.Reply.Code)
 
-	res, err = c.SendMRSQ(ctx, MRSQTextFirst, "a@b", []string{"c@d", "e@d"}, strings.NewReader(big))
+	res, err = SendMRSQ(ctx, c, MRSQTextFirst, "a@b", []string{"c@d", "e@d"}, strings.NewReader(big))
 	assert.Equal(t, 552, historicCode(t, err))
 	assert.NotErrorAs(t, err, &re)
-	assert.Equal(t, 552, res.Recipients[1].Err.(*Error).Code)
+	assert.Equal(t, 552, res.Recipients[1].Err.(*smtp.Error).Code)
 	assert.Empty(t, srv.Messages())
 
-	res, err = c.SendMRSQ(ctx, MRSQRecipientsFirst, "a@b", []string{"reject@d"}, strings.NewReader("x\r\n"))
+	res, err = SendMRSQ(ctx, c, MRSQRecipientsFirst, "a@b", []string{"reject@d"}, strings.NewReader("x\r\n"))
 	require.ErrorAs(t, err, &re)
 	assert.Nil(t, res.Reply)
 	sent := historicSent(srv, 1)
 	assert.Equal(t, []string{"MRSQ R", "MRCP TO:<reject@d>", "MRSQ"}, sent[len(sent)-3:], "no text without a name")
 
-	_, err = c.SendMRSQ(ctx, MRSQQuery, "a@b", []string{"c@d"}, strings.NewReader("x"))
+	_, err = SendMRSQ(ctx, c, MRSQQuery, "a@b", []string{"c@d"}, strings.NewReader("x"))
 	assert.Error(t, err)
-	_, err = c.SendMRSQ(ctx, MRSQTextFirst, "a@b", nil, strings.NewReader("x"))
+	_, err = SendMRSQ(ctx, c, MRSQTextFirst, "a@b", nil, strings.NewReader("x"))
 	assert.Error(t, err)
-	_, err = c.SendMRSQ(ctx, MRSQTextFirst, "a@b", []string{"c@d\r\nRSET"}, strings.NewReader("x"))
-	assert.ErrorIs(t, err, ErrCRLF)
+	_, err = SendMRSQ(ctx, c, MRSQTextFirst, "a@b", []string{"c@d\r\nRSET"}, strings.NewReader("x"))
+	assert.ErrorIs(t, err, smtp.ErrCRLF)
 	require.NoError(t, c.NoopContext(ctx))
+}
+
+// SendMRSQ's text goes through the Client's data phase, so it reports
+// progress by package smtp's one definition: canonical octets written, a
+// total that is the canonical size or -1, and (size, size) as the last
+// call. The message is 110,000 octets of LF-only text, 111,000 in
+// canonical form.
+func TestSendMRSQ_DataProgress(t *testing.T) {
+	line := strings.Repeat("x", 109) + "\n"
+	msg := strings.Repeat(line, 1000)
+	const canonical = 111000
+	for _, scheme := range []MRSQScheme{MRSQTextFirst, MRSQRecipientsFirst} {
+		t.Run(string(scheme), func(t *testing.T) {
+			srv := newTestServer(t, smtptest.Config{MRSQ: string(scheme), Extensions: []string{"ENHANCEDSTATUSCODES"}})
+			var calls [][2]int64
+			d := &smtp.Dialer{Trace: &smtp.ClientTrace{DataProgress: func(w, total int64) { calls = append(calls, [2]int64{w, total}) }}}
+			c := dialTest(t, srv, d)
+			res, err := SendMRSQ(context.Background(), c, scheme, "a@example.org", []string{"b@example.com"}, strings.NewReader(msg))
+			require.NoError(t, err)
+			assert.Equal(t, int64(canonical), res.Octets)
+			assert.Equal(t, int64(canonical), res.Transmitted)
+			require.NotEmpty(t, calls)
+			assert.Greater(t, len(calls), 1, "progress within the text, not only at its end")
+			assert.Equal(t, [2]int64{canonical, canonical}, calls[len(calls)-1], "the last call")
+			for i, c := range calls {
+				assert.True(t, c[1] == -1 || c[1] == canonical, "call %d: total %d is neither -1 nor the canonical size", i, c[1])
+				assert.LessOrEqual(t, c[0], int64(canonical), "call %d", i)
+				if i > 0 {
+					assert.GreaterOrEqual(t, c[0], calls[i-1][0], "call %d: progress went back", i)
+				}
+			}
+			require.Len(t, srv.Messages(), 1)
+			assert.Len(t, srv.Messages()[0].Data, canonical)
+		})
+	}
+}
+
+// failingReader gives its text, then an error.
+type failingReader struct {
+	text string
+	done bool
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.done {
+		return 0, errors.New("disk on fire")
+	}
+	r.done = true
+	return copy(p, r.text), nil
+}
+
+// A message that cannot be read must not be delivered in part: with T,
+// SendMRSQ closes the Client in the middle of the text (RFC 772 has no
+// other way to abort it); with R, a message read whole before the first
+// text fails before any text is sent, and the scheme is reset.
+func TestSendMRSQ_UnreadableMessage(t *testing.T) {
+	ctx := context.Background()
+	srv := newTestServer(t, smtptest.Config{MRSQ: "TR"})
+	c := dialTest(t, srv, nil)
+	_, err := SendMRSQ(ctx, c, MRSQTextFirst, "a@b", []string{"c@d"}, &failingReader{text: "Subject: half\r\n"})
+	assert.ErrorContains(t, err, "disk on fire")
+	assert.ErrorIs(t, c.NoopContext(ctx), smtp.ErrClosed)
+	assert.Empty(t, srv.Messages())
+	sent := historicSent(srv, 1)
+	last := sent[len(sent)-1]
+	assert.True(t, last == "MAIL FROM:<a@b>" || strings.HasSuffix(last, "incomplete>"), "no end of the text, no MRSQ after it: %q", last)
+
+	c = dialTest(t, srv, nil)
+	_, err = SendMRSQ(ctx, c, MRSQRecipientsFirst, "a@b", []string{"c@d"}, mrsqOnlyReader{&failingReader{text: "Subject: half\r\n"}})
+	assert.ErrorContains(t, err, "disk on fire")
+	require.NoError(t, c.NoopContext(ctx), "nothing was sent: the Client goes on")
+	assert.Equal(t, []string{"EHLO client.example", "MRSQ R", "MRSQ", "NOOP"}, historicSent(srv, 2))
+	assert.Empty(t, srv.Messages())
+}
+
+// MRCP's reply is awaited as long as RCPT's with R (a name stored) and as
+// long as the end of the data with T (the delivery), not Timeouts.Command.
+func TestSendMRSQ_MRCPTimeouts(t *testing.T) {
+	srv := newTestServer(t, smtptest.Config{MRSQ: "TR", Faults: smtptest.Faults{Delay: map[string]time.Duration{"MRCP": 300 * time.Millisecond}}})
+	short, long := 100*time.Millisecond, 10*time.Second
+	tests := []struct {
+		name     string
+		scheme   MRSQScheme
+		timeouts smtp.Timeouts
+		ok       bool
+	}{
+		{"R waits as long as for RCPT", MRSQRecipientsFirst, smtp.Timeouts{Command: short, DataTerm: short, Rcpt: long}, true},
+		{"R gives up when RCPT would", MRSQRecipientsFirst, smtp.Timeouts{Command: long, DataTerm: long, Rcpt: short}, false},
+		{"T waits as long as for the end of data", MRSQTextFirst, smtp.Timeouts{Command: short, Rcpt: short, DataTerm: long}, true},
+		{"T gives up when the end of data would", MRSQTextFirst, smtp.Timeouts{Command: long, Rcpt: long, DataTerm: short}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialTest(t, srv, &smtp.Dialer{Timeouts: tt.timeouts})
+			_, err := SendMRSQ(context.Background(), c, tt.scheme, "a@b", []string{"c@d"}, strings.NewReader("x\r\n"))
+			if tt.ok {
+				require.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			}
+		})
+	}
 }

@@ -1,176 +1,22 @@
-package smtp
+package rfc821
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resmtp/smtp"
 )
 
-// ErrTurnRefused is matched, with the server's *Error, by the error Turn
-// returns when the server refuses to change roles with 502 (RFC 821 §3.8).
-var ErrTurnRefused = errors.New("smtp: TURN refused")
-
-// Turn asks the server to change roles with TURN (RFC 821 §3.8, §4.1.1):
-// on 250 the Client becomes the receiver of the mail the server holds for
-// it, on the same connection, and Turn returns the Receiver that takes the
-// connection over; Serve then greets the server and answers its commands.
-// The Client can send nothing after a successful Turn: its methods return
-// an error that matches ErrClosed.
-//
-// A 502 refusal returns an error that matches ErrTurnRefused and, with
-// errors.As, the *Error; any other reply (500, 503) returns the *Error
-// alone. After a refusal the Client is the sender still and may go on.
-// TURN ends a pipelined group (RFC 2920 §3.1); Turn sends it alone, after
-// the hello if none was sent.
-//
-// # Why RFC 2821 removed TURN
-//
-// A server that accepts TURN sends the mail it holds for the domain the
-// client claims to be. Without strong authentication of that client,
-// anyone who connects and says "HELO victim.example" can have
-// victim.example's mail diverted to them; RFC 2821 (and RFC 5321 F.1)
-// therefore deprecate TURN: "SMTP systems SHOULD NOT use it unless the
-// server can authenticate the client". Its successors are ETRN (RFC 1985),
-// which makes the server open a new connection to the domain's real MX,
-// and ATRN (RFC 2645), which requires AUTH first.
-//
-// So before calling Turn the caller must make sure that both sides know
-// who the other is: use TLS with a verified server certificate
-// (Dialer.TLSPolicy TLSRequired, or ImplicitTLS), so that the mail that
-// comes back is from the server the caller meant, and authenticate with
-// AUTH, so that the server can tell this client is entitled to the mail it
-// is about to hand over. The TurnHandler should then accept only
-// recipients of the caller's own domains.
-func (c *Client) Turn(ctx context.Context) (*Receiver, error) {
-	if err := c.hello(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := c.simple(ctx, command{verb: "TURN", expect: 250}, "TURN"); err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Code == 502 {
-			return nil, fmt.Errorf("%w: %w", ErrTurnRefused, err)
-		}
-		return nil, err
-	}
-	c.err = fmt.Errorf("%w: the roles were changed by TURN; the connection belongs to the Receiver", ErrClosed)
-	return &Receiver{Hostname: c.localName, c: c}, nil
-}
-
-// A TurnHandler decides the replies a Receiver sends. Each method's nil
-// return accepts (250); an error whose chain holds an *Error with a 2yz,
-// 4yz or 5yz Code sends that code and its Msg (one reply line per line of
-// Msg); any other error sends "451 Requested action aborted: local error in
-// processing". A handler may also implement Hello(domain string) error,
-// called for HELO and EHLO (an error refuses them), and Reset(), called when
-// a transaction the handler has seen is abandoned (RSET, a new HELO, the
-// end of the session).
-type TurnHandler interface {
-	// Mail is called with the reverse-path of MAIL FROM, without angle
-	// brackets ("" for "<>", a source route as given).
-	Mail(from string) error
-	// Rcpt is called with the forward-path of each RCPT TO, without angle
-	// brackets.
-	Rcpt(to string) error
-	// Data is called after DATA, once at least one recipient was accepted,
-	// with the message: dot-stuffing removed, lines ending as sent (CRLF),
-	// without the terminating ".". r is valid until Data returns; what
-	// Data leaves unread is read and discarded before the reply is sent.
-	// A read error (the connection broke) is also what Data should return.
-	Data(r io.Reader) error
-}
-
-// TurnFuncs is a TurnHandler made of functions; a nil function accepts.
-type TurnFuncs struct {
-	OnMail func(from string) error
-	OnRcpt func(to string) error
-	OnData func(r io.Reader) error
-}
-
-// Mail calls OnMail.
-func (f TurnFuncs) Mail(from string) error {
-	if f.OnMail == nil {
-		return nil
-	}
-	return f.OnMail(from)
-}
-
-// Rcpt calls OnRcpt.
-func (f TurnFuncs) Rcpt(to string) error {
-	if f.OnRcpt == nil {
-		return nil
-	}
-	return f.OnRcpt(to)
-}
-
-// Data calls OnData.
-func (f TurnFuncs) Data(r io.Reader) error {
-	if f.OnData == nil {
-		return nil
-	}
-	return f.OnData(r)
-}
-
-// A Receiver is the receiving end of a connection after TURN: a minimal
-// SMTP server (RFC 821's minimum implementation, RFC 5321 §4.5.1) on the
-// Client's connection. It greets with 220 and answers:
-//
-//   - HELO and EHLO: 250 with Hostname (EHLO lists no extension, so the
-//     peer neither pipelines nor sends parameters); 501 without a domain;
-//   - MAIL FROM, RCPT TO: the handler's verdict; 503 out of sequence, 501
-//     for a malformed path, 555 for parameters;
-//   - DATA: 354, the message to the handler, then its verdict; 503 without
-//     a transaction, 554 if no recipient was accepted;
-//   - RSET, NOOP: 250; VRFY: 252; HELP: 214;
-//   - QUIT: 221, and the connection is closed;
-//   - TURN: 502 (the roles do not change back); EXPN, SEND, SOML, SAML: 502;
-//     anything else 500, as is a line over 1000 octets (RFC 5321
-//     §4.5.3.1.4 allows 512).
-type Receiver struct {
-	// Hostname is the name in the greeting and the HELO reply; Turn sets it
-	// to the Client's local name.
-	Hostname string
-	// Timeout bounds the wait for each command and for each read of
-	// message data; zero means 5 minutes (RFC 5321 §4.5.3.2.7), negative
-	// no limit.
-	Timeout time.Duration
-
-	c      *Client
-	served bool
-}
+// The Receiver's side of the session: RFC 821's minimum implementation of
+// a server, over the connection Turn hijacked.
 
 // maxCommandLine bounds a command line the Receiver reads.
 const maxCommandLine = 1000
-
-// Serve sends the 220 greeting (RFC 821 §4.1.1: after TURN the new
-// receiver is "in the initial state as if the transmission channel just
-// opened") and answers the peer's commands through h until QUIT. It always
-// closes the connection before it returns.
-//
-// Serve returns nil after QUIT; the context's cause (matched with
-// errors.Is) when ctx ends first; otherwise the I/O error that ended the
-// session, io.ErrUnexpectedEOF if the peer closed the connection without
-// QUIT. A second call returns an error.
-func (r *Receiver) Serve(ctx context.Context, h TurnHandler) error {
-	if r.served {
-		return errors.New("smtp: Receiver.Serve called twice")
-	}
-	r.served = true
-	c := r.c
-	stop := context.AfterFunc(ctx, func() { c.raw.Close() })
-	err := r.serve(h)
-	stopped := stop()
-	c.raw.Close()
-	c.conn.Close()
-	if (!stopped || ctx.Err() != nil) && err != nil {
-		return fmt.Errorf("smtp: %w", context.Cause(ctx))
-	}
-	return err
-}
 
 // turnSession is the state of one Serve.
 type turnSession struct {
@@ -319,7 +165,7 @@ func (s *turnSession) data(arg string) error {
 	if err := r.reply(354, "Start mail input; end with <CRLF>.<CRLF>"); err != nil {
 		return err
 	}
-	dr := &dotReader{r: r.c.rr.r, deadline: r.setReadDeadline, bol: true}
+	dr := &dotReader{r: r.br, deadline: r.setReadDeadline, bol: true}
 	herr := s.h.Data(dr)
 	if _, err := io.Copy(io.Discard, dr); err != nil {
 		return err
@@ -363,42 +209,44 @@ func isAccept(err error) bool {
 	if err == nil {
 		return true
 	}
-	var e *Error
+	var e *smtp.Error
 	return errors.As(err, &e) && e.Code/100 == 2
 }
 
 // verdict sends the reply for a handler's result: okCode and okText for
-// nil, the *Error's code and text, or 451.
+// nil, the *smtp.Error's code and text, or 451.
 func (r *Receiver) verdict(err error, okCode int, okText string) error {
 	if err == nil {
 		return r.reply(okCode, okText)
 	}
-	var e *Error
+	var e *smtp.Error
 	if errors.As(err, &e) && e.Code >= 200 && e.Code <= 559 && e.Code/100 != 3 {
 		return r.reply(e.Code, e.Msg)
 	}
 	return r.reply(451, "Requested action aborted: local error in processing")
 }
 
-// reply writes a reply, one line per line of text, and flushes it.
+// reply writes a reply, one line per line of text, and flushes it, within
+// the Receiver's Timeout.
 func (r *Receiver) reply(code int, text string) error {
-	c := r.c
+	var d time.Time
+	if t := r.timeout(); t > 0 {
+		d = time.Now().Add(t)
+	}
+	r.conn.SetWriteDeadline(d)
 	lines := strings.Split(strings.ReplaceAll(text, "\r", ""), "\n")
 	for i, l := range lines {
 		sep := "-"
 		if i == len(lines)-1 {
 			sep = " "
 		}
-		c.bw.WriteString(strconv.Itoa(code))
-		c.bw.WriteString(sep)
-		c.bw.WriteString(l)
-		c.bw.WriteString("\r\n")
+		r.bw.WriteString(strconv.Itoa(code))
+		r.bw.WriteString(sep)
+		r.bw.WriteString(l)
+		r.bw.WriteString("\r\n")
 	}
-	if t := r.timeout(); t > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(t))
-	}
-	if err := c.bw.Flush(); err != nil {
-		return fmt.Errorf("smtp: writing a reply after TURN: %w", err)
+	if err := r.bw.Flush(); err != nil {
+		return fmt.Errorf("rfc821: writing a reply after TURN: %w", err)
 	}
 	return nil
 }
@@ -415,13 +263,13 @@ func (r *Receiver) setReadDeadline() {
 	if t := r.timeout(); t > 0 {
 		d = time.Now().Add(t)
 	}
-	r.c.conn.SetReadDeadline(d)
+	r.conn.SetReadDeadline(d)
 }
 
 // readLine reads one command line without its line ending. A line over
 // maxCommandLine octets is read to its end and reported as tooLong.
 func (r *Receiver) readLine() (line string, tooLong bool, err error) {
-	br := r.c.rr.r
+	br := r.br
 	var buf []byte
 	for {
 		r.setReadDeadline()
@@ -438,7 +286,7 @@ func (r *Receiver) readLine() (line string, tooLong bool, err error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return "", false, fmt.Errorf("smtp: reading a command after TURN: %w", err)
+			return "", false, fmt.Errorf("rfc821: reading a command after TURN: %w", err)
 		}
 		break
 	}
@@ -476,7 +324,7 @@ func (d *dotReader) Read(p []byte) (int, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			d.err = fmt.Errorf("smtp: reading message data after TURN: %w", err)
+			d.err = fmt.Errorf("rfc821: reading message data after TURN: %w", err)
 			return 0, d.err
 		}
 		whole := err == nil // piece ends a line
