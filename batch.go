@@ -252,14 +252,10 @@ func (b *Batch) sendData(t *txn, l *envelopeLines, m *message) error {
 			return err
 		}
 	}
-	replies := 1
 	if c.lmtp && !t.lone {
-		replies = t.accepted() // RFC 2033 §4.2: one per accepted recipient
-	}
-	ends := c.endText(replies)
-	t.end = ends[len(ends)-1]
-	if c.lmtp && !t.lone {
-		t.lmtp = append(t.lmtp, ends...)
+		t.end = c.endText(t.accepted(), &t.lmtp) // RFC 2033 §4.2: one per accepted recipient
+	} else {
+		t.end = c.endText(1, nil)
 	}
 	b.open = append(b.open, t)
 	b.sent++

@@ -206,7 +206,7 @@ func (c *Client) finishData(w *DataWriter) error {
 	if err := c.closeText(); err != nil {
 		return err
 	}
-	x := c.endText(1)[0]
+	x := c.endText(1, nil)
 	if err := c.await(x); err != nil {
 		return err
 	}
@@ -252,17 +252,21 @@ func (c *Client) closeText() error {
 }
 
 // endText follows the end of the message text, written but perhaps not yet
-// flushed: it queues the replies due to the ".", one, or with LMTP one per
-// accepted recipient (RFC 2033 §4.2).
-func (c *Client) endText(replies int) []*Cmd {
-	ends := make([]*Cmd, max(replies, 1))
-	for i := range ends {
-		ends[i] = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+// flushed: it queues the reply due to the "." and returns it. With lmtp not
+// nil it queues one per accepted recipient instead (RFC 2033 §4.2), replies
+// in all, appends them to *lmtp, and returns the last.
+func (c *Client) endText(replies int, lmtp *[]*Cmd) *Cmd {
+	var last *Cmd
+	for range max(replies, 1) {
+		last = c.expect(command{verb: ".", expect: 250, timeout: c.timeouts.DataTerm})
+		if lmtp != nil {
+			*lmtp = append(*lmtp, last)
+		}
 	}
 	if t := c.trace; t != nil && t.CommandSent != nil {
 		t.CommandSent(".")
 	}
-	return ends
+	return last
 }
 
 // writeData writes m dot-stuffed through the Client's DotWriter, from the

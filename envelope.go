@@ -207,9 +207,9 @@ func historicLines(env *Envelope, utf8 bool) (*envelopeLines, error) {
 	return l, nil
 }
 
-// A mailParam gives one MAIL parameter (" KEYWORD=value", or "" for none)
-// for a transaction, or the error that refuses it.
-type mailParam func(c *Client, env *Envelope, size int64, utf8 bool) (string, error)
+// A mailParam writes one MAIL parameter (" KEYWORD=value") to b if the
+// transaction calls for it, or returns the error that refuses it.
+type mailParam func(b *strings.Builder, c *Client, env *Envelope, size int64, utf8 bool) error
 
 // mailParams are the MAIL parameters, in the order they are sent.
 var mailParams = []mailParam{sizeParam, bodyParam, smtputf8Param, retParam, envidParam, transidParam, requiretlsParam}
@@ -217,117 +217,132 @@ var mailParams = []mailParam{sizeParam, bodyParam, smtputf8Param, retParam, envi
 // mailCommand returns the MAIL line for env: its reverse-path and every
 // parameter that env asks for or that the server's extensions call for.
 func (c *Client) mailCommand(env *Envelope, size int64, utf8 bool) (string, error) {
-	line := "MAIL FROM:<" + env.From + ">"
+	var b strings.Builder
+	b.Grow(len("MAIL FROM:<> SIZE=12345678 BODY=8BITMIME SMTPUTF8") + len(env.From))
+	b.WriteString("MAIL FROM:<")
+	b.WriteString(env.From)
+	b.WriteByte('>')
 	for _, p := range mailParams {
-		s, err := p(c, env, size, utf8)
-		if err != nil {
+		if err := p(&b, c, env, size, utf8); err != nil {
 			return "", err
 		}
-		line += s
 	}
-	return line, nil
+	return b.String(), nil
 }
 
 // sizeParam declares the size where SIZE is offered, refusing a message
 // over the server's limit (RFC 1870 §6.2).
-func sizeParam(c *Client, _ *Envelope, size int64, _ bool) (string, error) {
+func sizeParam(b *strings.Builder, c *Client, _ *Envelope, size int64, _ bool) error {
 	limit, ok := c.ext.maxSize()
 	if !ok || size <= 0 {
-		return "", nil
+		return nil
 	}
 	if limit > 0 && size > limit {
-		return "", fmt.Errorf("%w: %d octets, limit %d (RFC 1870)", ErrMessageTooLarge, size, limit)
+		return fmt.Errorf("%w: %d octets, limit %d (RFC 1870)", ErrMessageTooLarge, size, limit)
 	}
-	return " SIZE=" + strconv.FormatInt(size, 10), nil
+	b.WriteString(" SIZE=")
+	var digits [20]byte
+	b.Write(strconv.AppendInt(digits[:0], size, 10))
+	return nil
 }
 
 // bodyParam gives BODY (RFC 6152, RFC 3030 §3).
-func bodyParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+func bodyParam(b *strings.Builder, c *Client, env *Envelope, _ int64, _ bool) error {
 	switch env.Body {
 	case "":
 		if c.ext.has("8BITMIME") {
-			return " BODY=8BITMIME", nil // as net/smtp does
+			b.WriteString(" BODY=8BITMIME") // as net/smtp does
 		}
-		return "", nil
+		return nil
 	case Body7Bit:
 		// BODY is a parameter of 8BITMIME (RFC 6152 §3) and BINARYMIME
 		// (RFC 3030 §3); without them 7BIT is the default and goes unsaid.
 		if c.ext.has("8BITMIME") || c.ext.has("BINARYMIME") {
-			return " BODY=7BIT", nil
+			b.WriteString(" BODY=7BIT")
 		}
-		return "", nil
+		return nil
 	case Body8BitMIME:
-		return " BODY=8BITMIME", c.ext.need("8BITMIME", "BODY=8BITMIME")
+		b.WriteString(" BODY=8BITMIME")
+		return c.ext.need("8BITMIME", "BODY=8BITMIME")
 	case BodyBinaryMIME:
 		if err := c.ext.need("BINARYMIME", "BODY=BINARYMIME"); err != nil {
-			return "", err
+			return err
 		}
 		if !c.chunking() {
-			return "", fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
+			return fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
 		}
-		return " BODY=BINARYMIME", nil
+		b.WriteString(" BODY=BINARYMIME")
+		return nil
 	}
-	return "", fmt.Errorf("smtp: invalid BODY %q", env.Body)
+	return fmt.Errorf("smtp: invalid BODY %q", env.Body)
 }
 
 // smtputf8Param gives SMTPUTF8 for a non-ASCII address or when asked for
 // (RFC 6531 §3.4).
-func smtputf8Param(c *Client, _ *Envelope, _ int64, utf8 bool) (string, error) {
+func smtputf8Param(b *strings.Builder, c *Client, _ *Envelope, _ int64, utf8 bool) error {
 	if !utf8 {
-		return "", nil
+		return nil
 	}
-	return " SMTPUTF8", c.ext.need("SMTPUTF8", "a non-ASCII address or SMTPUTF8")
+	b.WriteString(" SMTPUTF8")
+	return c.ext.need("SMTPUTF8", "a non-ASCII address or SMTPUTF8")
 }
 
 // retParam gives the DSN RET parameter (RFC 3461 §4.3).
-func retParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+func retParam(b *strings.Builder, c *Client, env *Envelope, _ int64, _ bool) error {
 	if env.Ret == "" {
-		return "", nil
+		return nil
 	}
 	ret := DSNReturn(strings.ToUpper(string(env.Ret)))
 	if ret != DSNReturnFull && ret != DSNReturnHeaders {
-		return "", fmt.Errorf("smtp: invalid RET %q (RFC 3461 §4.3)", env.Ret)
+		return fmt.Errorf("smtp: invalid RET %q (RFC 3461 §4.3)", env.Ret)
 	}
-	return " RET=" + string(ret), c.ext.need("DSN", "RET")
+	b.WriteString(" RET=")
+	b.WriteString(string(ret))
+	return c.ext.need("DSN", "RET")
 }
 
 // envidParam gives the DSN ENVID parameter as xtext (RFC 3461 §4.4).
-func envidParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+func envidParam(b *strings.Builder, c *Client, env *Envelope, _ int64, _ bool) error {
 	if env.EnvID == "" {
-		return "", nil
+		return nil
 	}
 	if err := c.ext.need("DSN", "ENVID"); err != nil {
-		return "", err
+		return err
 	}
 	if len(env.EnvID) > 100 || !isPrintableASCII(env.EnvID) {
-		return "", fmt.Errorf("smtp: invalid ENVID %q (RFC 3461 §4.4: printable ASCII, 100 characters)", env.EnvID)
+		return fmt.Errorf("smtp: invalid ENVID %q (RFC 3461 §4.4: printable ASCII, 100 characters)", env.EnvID)
 	}
-	return " ENVID=" + xtext(env.EnvID), nil
+	b.WriteString(" ENVID=")
+	b.WriteString(xtext(env.EnvID))
+	return nil
 }
 
 // transidParam gives the RFC 1845 TRANSID.
-func transidParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+func transidParam(b *strings.Builder, c *Client, env *Envelope, _ int64, _ bool) error {
 	if env.TransID == "" {
-		return "", nil
+		return nil
 	}
 	if err := c.ext.need("CHECKPOINT", "TRANSID"); err != nil {
-		return "", err
+		return err
 	}
-	return " TRANSID=" + env.TransID, ValidateTransID(env.TransID)
+	b.WriteString(" TRANSID=")
+	b.WriteString(env.TransID)
+	return ValidateTransID(env.TransID)
 }
 
 // requiretlsParam gives REQUIRETLS, which also needs TLS (RFC 8689).
-func requiretlsParam(c *Client, env *Envelope, _ int64, _ bool) (string, error) {
+func requiretlsParam(b *strings.Builder, c *Client, env *Envelope, _ int64, _ bool) error {
 	if !env.RequireTLS {
-		return "", nil
+		return nil
 	}
 	if err := c.ext.need("REQUIRETLS", "REQUIRETLS"); err != nil {
-		return "", err
+		return err
 	}
 	if !c.tls {
-		return "", errors.New("smtp: REQUIRETLS needs a TLS connection (RFC 8689)")
+		return errors.New("smtp: REQUIRETLS needs a TLS connection (RFC 8689)")
 	}
-	return " REQUIRETLS", nil
+	b.WriteString(" REQUIRETLS")
+	return nil
 }
 
 // rcptCommand returns the RCPT line for r, with the DSN parameters it asks

@@ -155,7 +155,7 @@ func (c *Client) sendMailPipelined(from string, to []string, msg []byte) error {
 	if _, err := c.writeData(newMessage(bytes.NewReader(msg), false), 0); err != nil {
 		return end(err)
 	}
-	dot := c.endText(1)[0]
+	dot := c.endText(1, nil)
 	quit, err := c.queueLine(command{verb: "QUIT", expect: 221, timeout: c.timeouts.Command}, "QUIT")
 	if err == nil {
 		err = c.drain()
