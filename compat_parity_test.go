@@ -136,7 +136,7 @@ func (r *parityRun) do(name string, call func() error) error {
 	o := name + ": " + parityDescribe(err)
 	if !r.deadline.IsZero() {
 		switch now := time.Now(); {
-		case now.Before(r.deadline.Add(-20 * time.Millisecond)):
+		case now.Before(r.deadline.Add(-100 * time.Millisecond)):
 			o += " [before the deadline]"
 		case now.Before(r.deadline.Add(2 * time.Second)):
 			o += " [at the deadline]"
@@ -417,19 +417,19 @@ func parityCases() []parityCase {
 		}},
 		{name: "server stalls; the caller's deadline on its conn", cfg: smtptest.Config{Extensions: parityExtPipe,
 			Faults: smtptest.Faults{Stall: "MAIL"}}, wire: true, run: func(r *parityRun) {
-			c := r.newClient(300 * time.Millisecond)
+			c := r.newClient(time.Second)
 			r.do("Hello", func() error { return c.Hello("client.example") })
 			r.do("Mail", func() error { return c.Mail("a@example.org") })
 			r.do("Close", c.Close)
 		}},
 		{name: "server stalls after the data; the caller's deadline", cfg: smtptest.Config{Extensions: parityExtPipe,
 			Faults: smtptest.Faults{Stall: "."}}, wire: true, run: func(r *parityRun) {
-			c := r.newClient(400 * time.Millisecond)
+			c := r.newClient(time.Second)
 			r.message(c, "a@example.org", []string{"b@example.com"}, parityMsg)
 			r.do("Close", c.Close)
 		}},
 		{name: "greeting never comes; the caller's deadline", cfg: smtptest.Config{Faults: smtptest.Faults{Stall: "GREETING"}}, wire: true, run: func(r *parityRun) {
-			r.newClient(200 * time.Millisecond)
+			r.newClient(time.Second)
 		}},
 		{name: "a deadline the caller sets before each call, met", cfg: smtptest.Config{Extensions: parityExtPipe,
 			Faults: smtptest.Faults{Delay: map[string]time.Duration{"NOOP": 50 * time.Millisecond}}}, wire: true, run: func(r *parityRun) {
@@ -519,7 +519,7 @@ func parityCases() []parityCase {
 				"conn 1 C: EHLO localhost", "conn 1 C: NOOP",
 			},
 			run: func(r *parityRun) {
-				c := r.newClient(500 * time.Millisecond)
+				c := r.newClient(time.Second)
 				r.do("Noop", c.Noop)
 				r.do("Close", c.Close)
 			}},
