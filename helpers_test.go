@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resmtp/smtp/internal/scriptpeer"
 	"github.com/resmtp/smtp/internal/smtptest"
 	"github.com/stretchr/testify/require"
 )
@@ -33,6 +34,16 @@ func dialTest(t *testing.T, srv *smtptest.Server, d *Dialer) *Client {
 // testMessage is the i-th message of a bulk test, with a leading dot to stuff.
 func testMessage(i int) string {
 	return fmt.Sprintf("From: a@example.org\r\nSubject: message %d\r\n\r\n.leading dot %d\r\nbody\r\n", i, i)
+}
+
+// scriptServer is the scripted raw peer of internal/scriptpeer.
+type scriptServer = scriptpeer.Server
+
+// newScriptServer starts a scripted raw peer whose "TLS" step uses the
+// test certificate.
+func newScriptServer(t testing.TB, script ...string) *scriptServer {
+	t.Helper()
+	return scriptpeer.New(t, testServerTLSConfig(t), script...)
 }
 
 // dialScript connects a net/smtp-compatible Client to a script server.

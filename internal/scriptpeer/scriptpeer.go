@@ -1,4 +1,7 @@
-package smtp
+// Package scriptpeer is a raw SMTP server peer that plays a script, for
+// tests that check the exact bytes a client writes and what it makes of
+// exact replies. It is for this module's tests only.
+package scriptpeer
 
 import (
 	"bufio"
@@ -10,20 +13,21 @@ import (
 	"time"
 )
 
-// scriptServer plays one scripted SMTP conversation over a real loopback
-// TCP connection, for tests that check the exact bytes a client writes.
+// A Server plays one scripted SMTP conversation over a real loopback TCP
+// connection, for tests that check the exact bytes a client writes.
 //
 // The script is a list of lines: "S: text" is sent to the client (all S
 // lines in a row go out in one write), "C: text" is a line the client must
 // send, "C* n" reads n raw lines without comparing them, "TLS" turns the
 // connection into a TLS server connection, "CLOSE" hangs up, "STALL" waits
 // until the test ends. Every line the client sends is recorded.
-type scriptServer struct {
+type Server struct {
 	Addr string
 
 	t      testing.TB
 	ln     net.Listener
 	script []string
+	tls    *tls.Config
 	done   chan struct{}
 
 	mu       sync.Mutex
@@ -32,13 +36,15 @@ type scriptServer struct {
 	problems []string
 }
 
-func newScriptServer(t testing.TB, script ...string) *scriptServer {
+// New starts a Server for script on 127.0.0.1; it stops when the test ends.
+// tlsConfig serves the "TLS" step (nil if the script has none).
+func New(t testing.TB, tlsConfig *tls.Config, script ...string) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scriptServer{Addr: ln.Addr().String(), t: t, ln: ln, script: script, done: make(chan struct{})}
+	s := &Server{Addr: ln.Addr().String(), t: t, ln: ln, script: script, tls: tlsConfig, done: make(chan struct{})}
 	stop := make(chan struct{})
 	go s.serve(stop)
 	t.Cleanup(func() {
@@ -53,13 +59,13 @@ func newScriptServer(t testing.TB, script ...string) *scriptServer {
 	return s
 }
 
-func (s *scriptServer) problem(format string) {
+func (s *Server) problem(format string) {
 	s.mu.Lock()
 	s.problems = append(s.problems, format)
 	s.mu.Unlock()
 }
 
-func (s *scriptServer) serve(stop chan struct{}) {
+func (s *Server) serve(stop chan struct{}) {
 	defer close(s.done)
 	conn, err := s.ln.Accept()
 	if err != nil {
@@ -109,7 +115,11 @@ func (s *scriptServer) serve(stop chan struct{}) {
 			if !flush() {
 				return
 			}
-			tc := tls.Server(c, testServerTLSConfig(s.t))
+			if s.tls == nil {
+				s.problem("TLS step without a TLS configuration")
+				return
+			}
+			tc := tls.Server(c, s.tls)
 			if err := tc.Handshake(); err != nil {
 				s.problem("TLS handshake: " + err.Error())
 				return
@@ -139,7 +149,7 @@ func (s *scriptServer) serve(stop chan struct{}) {
 }
 
 // Received returns the lines the client sent, once the conversation ended.
-func (s *scriptServer) Received() []string {
+func (s *Server) Received() []string {
 	s.t.Helper()
 	s.ln.Close()
 	select {
@@ -156,7 +166,7 @@ func (s *scriptServer) Received() []string {
 }
 
 // Raw returns the exact bytes the client sent, once the conversation ended.
-func (s *scriptServer) Raw() string {
+func (s *Server) Raw() string {
 	s.Received()
 	s.mu.Lock()
 	defer s.mu.Unlock()
