@@ -479,9 +479,20 @@ func fzValidAddr(a string) bool {
 // fzBracketsEnclosed reports whether every angle bracket in a stands inside
 // a quoted string or an address literal ("[...]").
 func fzBracketsEnclosed(a string) bool {
+	ok := true
+	fzOutside(a, func(_ int, c byte) bool {
+		ok = c != '<' && c != '>'
+		return ok
+	})
+	return ok
+}
+
+// fzOutside calls visit with each octet of s that stands outside a quoted
+// string and an address literal, in order, until visit returns false.
+func fzOutside(s string, visit func(i int, c byte) bool) {
 	quoted, literal := false, false
-	for i := 0; i < len(a); i++ {
-		switch c := a[i]; {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
 		case quoted && c == '\\':
 			i++
 		case c == '"' && !literal:
@@ -490,11 +501,12 @@ func fzBracketsEnclosed(a string) bool {
 			literal = true
 		case c == ']' && !quoted:
 			literal = false
-		case (c == '<' || c == '>') && !quoted && !literal:
-			return false
+		case !quoted && !literal:
+			if !visit(i, c) {
+				return
+			}
 		}
 	}
-	return true
 }
 
 func fzPrintable(s string) bool {
@@ -666,20 +678,12 @@ func fzParseCommand(t *testing.T, line, prefix, addr string) map[string]string {
 	// The path ends at the first ">" outside a quoted local part or an
 	// address literal, where RFC 5321 allows brackets.
 	end := -1
-	for i, quoted, literal := 0, false, false; i < len(rest) && end < 0; i++ {
-		switch c := rest[i]; {
-		case quoted && c == '\\':
-			i++
-		case c == '"' && !literal:
-			quoted = !quoted
-		case c == '[' && !quoted:
-			literal = true
-		case c == ']' && !quoted:
-			literal = false
-		case c == '>' && !quoted && !literal:
+	fzOutside(rest, func(i int, c byte) bool {
+		if c == '>' {
 			end = i
 		}
-	}
+		return end < 0
+	})
 	if end < 0 || rest[:end] != addr || !fzBracketsEnclosed(addr) {
 		t.Fatalf("line %q: path ends at %d, want <%s>", line, end, addr)
 	}
