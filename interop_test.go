@@ -188,6 +188,37 @@ func TestInteropSendMail(t *testing.T) {
 	}
 }
 
+// TestInteropSendMailRefusedRecipientDeliversNothing: Postfix offers
+// PIPELINING, so SendMail sends MAIL, the RCPTs and DATA in one group; one
+// recipient is refused, DATA still gets its 354, and SendMail drops the
+// connection without the text. Postfix must deliver nothing (RFC 5321
+// §4.1.1.10), and the error is net/smtp's: the refusal's *textproto.Error.
+// A message sent afterwards shows that Postfix had the time to deliver.
+func TestInteropSendMailRefusedRecipientDeliversNothing(t *testing.T) {
+	addr := interop.Postfix(t)
+	from := "sender@example.com"
+	rcpts := []string{"first@example.com", "reject@example.com", "last@example.org"}
+	refused := interop.Marker(t)
+	msg := interopMessage(refused, from, rcpts, "SendMail with a refused recipient", "must not be delivered")
+	err := interop.Within(t, interopTimeout, func() error { return smtp.SendMail(addr, nil, from, rcpts, msg) })
+	te, ok := err.(*textproto.Error)
+	if !ok || te.Code != 550 {
+		t.Fatalf("SendMail: %T %v; want net/smtp's *textproto.Error 550", err, err)
+	}
+
+	control := interop.Marker(t)
+	accepted := []string{"first@example.com", "last@example.org"}
+	msg2 := interopMessage(control, from, accepted, "SendMail afterwards", "delivered")
+	if err := interop.Within(t, interopTimeout, func() error { return smtp.SendMail(addr, nil, from, accepted, msg2) }); err != nil {
+		t.Fatalf("SendMail afterwards: %v", err)
+	}
+	checkDelivered(t, accepted, control, msg2)
+	time.Sleep(time.Second)
+	if interop.Delivered(t, refused) {
+		t.Fatal("Postfix delivered the message whose SendMail failed")
+	}
+}
+
 // TestInteropClientTransactions sends several messages, one of them big, over
 // one connection with the Client API, with RSET between them.
 func TestInteropClientTransactions(t *testing.T) {

@@ -157,46 +157,24 @@ func WaitForDelivery(t testing.TB, rcpt, marker string, timeout time.Duration) [
 	return waitFor(t, Maildir(t), marker, rcpt, timeout)
 }
 
+// Delivered reports whether a message containing marker is in Maildir(t)
+// now, for any recipient. It does not wait: to show that a message was not
+// delivered, first wait for one sent after it (WaitForDelivery).
+func Delivered(t testing.TB, marker string) bool {
+	t.Helper()
+	found, err := find(Maildir(t), marker, "", map[string]bool{})
+	if err != nil {
+		t.Fatalf("interop: reading %s: %v", Maildir(t), err)
+	}
+	return found != nil
+}
+
 func waitFor(t testing.TB, maildir, marker, rcpt string, timeout time.Duration) []byte {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	seen := map[string]bool{} // complete files that do not match
-	needle := []byte(marker)
 	for {
-		var found []byte
-		err := filepath.WalkDir(maildir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if os.IsNotExist(err) {
-					return nil // Maildir not created yet
-				}
-				return err
-			}
-			if d.IsDir() {
-				if d.Name() == "tmp" {
-					return fs.SkipDir // deliveries in progress
-				}
-				return nil
-			}
-			if seen[path] {
-				return nil
-			}
-			if dir := filepath.Base(filepath.Dir(path)); dir != "new" && dir != "cur" {
-				return nil
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				if os.IsNotExist(err) {
-					return nil // moved from new/ to cur/
-				}
-				return err
-			}
-			if bytes.Contains(data, needle) && (rcpt == "" || deliveredTo(data, rcpt)) {
-				found = data
-				return fs.SkipAll
-			}
-			seen[path] = true
-			return nil
-		})
+		found, err := find(maildir, marker, rcpt, seen)
 		if err != nil {
 			t.Fatalf("interop: reading %s: %v", maildir, err)
 		}
@@ -213,6 +191,48 @@ func waitFor(t testing.TB, maildir, marker, rcpt string, timeout time.Duration) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// find returns the first delivered message in maildir that contains marker
+// (and, if rcpt is not empty, was delivered to rcpt), or nil; seen records
+// the complete files that do not match, so that a poll reads each once.
+func find(maildir, marker, rcpt string, seen map[string]bool) ([]byte, error) {
+	needle := []byte(marker)
+	var found []byte
+	err := filepath.WalkDir(maildir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // Maildir not created yet
+			}
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "tmp" {
+				return fs.SkipDir // deliveries in progress
+			}
+			return nil
+		}
+		if seen[path] {
+			return nil
+		}
+		if dir := filepath.Base(filepath.Dir(path)); dir != "new" && dir != "cur" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // moved from new/ to cur/
+			}
+			return err
+		}
+		if bytes.Contains(data, needle) && (rcpt == "" || deliveredTo(data, rcpt)) {
+			found = data
+			return fs.SkipAll
+		}
+		seen[path] = true
+		return nil
+	})
+	return found, err
 }
 
 // deliveredTo reports whether the headers that Postfix added on top of
