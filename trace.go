@@ -62,9 +62,11 @@ type ClientTrace struct {
 	// to save ("save") or delete ("delete") the checkpoint of the
 	// transaction transID. The Courier goes on: a failed save after a cut
 	// loses only the chance to Resume from another process; a failed
-	// delete leaves a record of a transaction that is complete, which
-	// Resume would find delivered. The first save of a transaction is
-	// different: its failure is Send's error, and nothing is sent.
+	// delete leaves behind the record of a transaction that is complete,
+	// which must not be Resumed (a server that no longer remembers the
+	// TRANSID would take the message again): remove it from the store.
+	// The first save of a transaction is different: its failure is Send's
+	// error, and nothing is sent.
 	StoreFailed func(op, transID string, err error)
 }
 
