@@ -14,10 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/resmtp/smtp/internal/scriptpeer"
 )
 
 // The hostile-server table: raw TCP peers that do what internal/smtptest
@@ -35,27 +36,19 @@ const hostileT = 300 * time.Millisecond
 // cores, -race).
 const hostileSlack = 1500 * time.Millisecond
 
-// A hostileServer accepts connections on loopback and runs a handler on
-// each. close stops every handler: it closes the listener and every
-// connection, so a handler that streams forever fails its next write.
+// A hostileServer is a scriptpeer.Listener whose handlers also record the
+// messages they answered 250.
 type hostileServer struct {
-	addr string
-	ln   net.Listener
-	stop chan struct{}
-	wg   sync.WaitGroup
-	n    atomic.Int32
+	*scriptpeer.Listener
 
 	mu        sync.Mutex
-	conns     []net.Conn
 	delivered []int64 // canonical sizes of the messages answered 250
 }
 
 // A hostileConn is the server's side of one connection.
 type hostileConn struct {
-	net.Conn
+	*scriptpeer.Conn
 	s *hostileServer
-	n int // connection number, from 1
-	r *bufio.Reader
 }
 
 // hostileBuffer is the socket buffer size of the cases with small buffers,
@@ -65,77 +58,13 @@ const hostileBuffer = 8 << 10
 
 func startHostile(t *testing.T, small bool, handler func(h *hostileConn)) *hostileServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	buffer := 0
+	if small {
+		buffer = hostileBuffer
 	}
-	s := &hostileServer{addr: ln.Addr().String(), ln: ln, stop: make(chan struct{})}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			select {
-			case <-s.stop:
-				s.mu.Unlock()
-				conn.Close()
-				return
-			default:
-			}
-			s.conns = append(s.conns, conn)
-			s.mu.Unlock()
-			if tc, ok := conn.(*net.TCPConn); ok && small {
-				tc.SetReadBuffer(hostileBuffer)
-			}
-			h := &hostileConn{Conn: conn, s: s, n: int(s.n.Add(1)), r: bufio.NewReaderSize(conn, 64<<10)}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer conn.Close()
-				handler(h)
-			}()
-		}
-	}()
+	s := &hostileServer{}
+	s.Listener = scriptpeer.Listen(t, buffer, func(c *scriptpeer.Conn) { handler(&hostileConn{Conn: c, s: s}) })
 	return s
-}
-
-// close ends the server and waits for its goroutines; it reports whether
-// they all ended.
-func (s *hostileServer) close() bool {
-	s.mu.Lock()
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	conns := s.conns
-	s.conns = nil
-	s.mu.Unlock()
-	s.ln.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(3 * time.Second):
-		return false
-	}
-}
-
-// hangUp closes every connection, to free a client stuck in a write.
-func (s *hostileServer) hangUp() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.conns {
-		c.Close()
-	}
 }
 
 func (s *hostileServer) deliveries() []int64 {
@@ -146,18 +75,18 @@ func (s *hostileServer) deliveries() []int64 {
 
 // send writes s and CRLF in one write; s may hold several lines.
 func (h *hostileConn) send(s string) error {
-	_, err := io.WriteString(h.Conn, s+"\r\n")
+	_, err := io.WriteString(h, s+"\r\n")
 	return err
 }
 
 // line reads one command line without its line ending; a line longer than
 // the buffer is cut, its rest discarded.
 func (h *hostileConn) line() (string, error) {
-	b, err := h.r.ReadSlice('\n')
+	b, err := h.R.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		s := string(b)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			_, err = h.r.ReadSlice('\n')
+			_, err = h.R.ReadSlice('\n')
 		}
 		return s, err
 	}
@@ -169,14 +98,14 @@ func (h *hostileConn) line() (string, error) {
 
 // reset aborts the connection: SO_LINGER 0, then close sends a TCP RST.
 func (h *hostileConn) reset() {
-	if tc, ok := h.Conn.(*net.TCPConn); ok {
+	if tc, ok := h.Conn.Conn.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
-	h.Conn.Close()
+	h.Close()
 }
 
 // stall neither reads nor writes until the server is closed.
-func (h *hostileConn) stall() { <-h.s.stop }
+func (h *hostileConn) stall() { <-h.Stop }
 
 // readData reads message data up to the lone ".", undoing dot-stuffing, and
 // returns the canonical octets.
@@ -184,7 +113,7 @@ func (h *hostileConn) readData() (int64, error) {
 	var n int64
 	bol := true
 	for {
-		b, err := h.r.ReadSlice('\n')
+		b, err := h.R.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return n, err
 		}
@@ -223,7 +152,7 @@ func (p hostilePeer) serve(h *hostileConn) {
 	step := func(name, normal string) (cont, acted bool) {
 		seen[name]++
 		nth := name + "#" + strconv.Itoa(seen[name])
-		conn := strconv.Itoa(h.n) + ":"
+		conn := strconv.Itoa(h.N) + ":"
 		for _, key := range []string{conn + nth, nth, conn + name, name} {
 			if act, ok := p.acts[key]; ok && !fired[key] {
 				fired[key] = true
@@ -285,7 +214,7 @@ func (p hostilePeer) serve(h *hostileConn) {
 			if err != nil {
 				return
 			}
-			if _, err := io.CopyN(io.Discard, h.r, size); err != nil {
+			if _, err := io.CopyN(io.Discard, h.R, size); err != nil {
 				return
 			}
 			chunked += size
@@ -346,7 +275,7 @@ func hDeafAfter(h *hostileConn, normal string) bool {
 func hCutData(n int64) hostileAct {
 	return func(h *hostileConn, normal string) bool {
 		if h.send(normal) == nil {
-			io.CopyN(io.Discard, h.r, n)
+			io.CopyN(io.Discard, h.R, n)
 		}
 		h.reset()
 		return false
@@ -378,7 +307,7 @@ func hStream(prefix, unit string, total int64, suffix string, every time.Duratio
 			sent += int64(len(b))
 			if every > 0 {
 				select {
-				case <-h.s.stop:
+				case <-h.Stop:
 					return false
 				case <-time.After(every):
 				}
@@ -829,7 +758,7 @@ func hostileCases() []hostileCase {
 		hostileCase{name: "Courier, BDAT restart answered \"355 78001\"",
 			peer: peer(append([]string{"CHUNKING"}, hExtCkpt...), map[string]hostileAct{"1:RCPT": func(h *hostileConn, normal string) bool {
 				h.send(normal) // a checkpointed BDAT waits for this (RFC 3030 §2)
-				io.CopyN(io.Discard, h.r, 30000)
+				io.CopyN(io.Discard, h.R, 30000)
 				h.reset()
 				return false
 			}, "2:MAIL": hReply("355 78001")}),
@@ -868,7 +797,7 @@ func hostileCases() []hostileCase {
 		hostileCase{name: "reset mid-data", peer: peer(hExtPipe, on("DATA", hCutData(100000))), action: actSend(20000, 1, false), want: broken},
 		hostileCase{name: "reset mid-BDAT", peer: peer(hExtChunk, on("MAIL", func(h *hostileConn, normal string) bool {
 			h.send(normal)
-			io.CopyN(io.Discard, h.r, 100000)
+			io.CopyN(io.Discard, h.R, 100000)
 			h.reset()
 			return false
 		})), action: actSend(20000, 1, false), want: broken},
@@ -932,7 +861,7 @@ func TestHostileServer(t *testing.T) {
 			if tc.timeouts != nil {
 				timeouts = *tc.timeouts
 			}
-			env := &hostileEnv{addr: srv.addr, ctx: context.Background(),
+			env := &hostileEnv{addr: srv.Addr, ctx: context.Background(),
 				d: &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled, Timeouts: withConnect(timeouts, 2*time.Second)}}
 			if tc.small {
 				env.d.NetDialer = hostileSmallDialer{}
@@ -963,7 +892,7 @@ func TestHostileServer(t *testing.T) {
 			case <-time.After(budget + 5*time.Second):
 				// Free the client, then fail the case.
 				hung = true
-				srv.hangUp()
+				srv.HangUp()
 				select {
 				case err = <-done:
 				case <-time.After(10 * time.Second):
@@ -972,7 +901,7 @@ func TestHostileServer(t *testing.T) {
 			}
 			elapsed := time.Since(start)
 			cancel()
-			if !srv.close() {
+			if !srv.Close() {
 				t.Errorf("server goroutines did not end")
 			}
 

@@ -1,6 +1,9 @@
-// Package scriptpeer is a raw SMTP server peer that plays a script, for
-// tests that check the exact bytes a client writes and what it makes of
-// exact replies. It is for this module's tests only.
+// Package scriptpeer holds the raw server peers of this module's tests: a
+// Server that plays a script, for tests that check the exact bytes a
+// client writes and what it makes of exact replies, and a Listener that
+// runs a handler of the test's on each connection, for peers that
+// misbehave as no real server would (the hostile-server table). The full
+// SMTP server for conversations is internal/smtptest.
 package scriptpeer
 
 import (
