@@ -614,6 +614,35 @@ func parityCases() []parityCase {
 			r.message(c, "a@example.org", []string{"b@example.com"}, parityMsg)
 			quit(r, c)
 		}},
+		{name: "Hello on a HELO-only server, then a message", cfg: smtptest.Config{NoEHLO: true}, wire: true, run: func(r *parityRun) {
+			c := r.dial()
+			r.do("Hello", func() error { return c.Hello("client.example") })
+			r.message(c, "a@example.org", []string{"b@example.com"}, parityMsg)
+			quit(r, c)
+		}},
+		{name: "RSET refused", cfg: reply("RSET", "500 5.5.1 no"), wire: true, run: func(r *parityRun) {
+			c := r.dial()
+			r.do("Reset", c.Reset)
+			r.do("Noop", c.Noop)
+			quit(r, c)
+		}},
+		{name: "calls after Close", cfg: smtptest.Config{Extensions: parityExtPipe}, wire: true, run: func(r *parityRun) {
+			c := r.dial()
+			r.do("Noop", c.Noop)
+			r.do("Close", c.Close)
+			r.do("Noop", c.Noop)
+			r.do("Mail", func() error { return c.Mail("a@example.org") })
+			r.do("Quit", c.Quit)
+			r.do("Close", c.Close)
+		}},
+		{name: "calls after Quit", cfg: smtptest.Config{Extensions: parityExtPipe}, wire: true, run: func(r *parityRun) {
+			c := r.dial()
+			r.do("Quit", c.Quit)
+			r.do("Quit", c.Quit)
+			r.do("Noop", c.Noop)
+			_, err := c.Data()
+			r.note("Data: %s", parityDescribe(err))
+		}},
 		{name: "AUTH accepted", cfg: smtptest.Config{Extensions: parityExtAuth, Users: parityUsers}, wire: true, run: func(r *parityRun) {
 			c := r.dial()
 			r.do("Auth", func() error { return r.impl.auth(c, "u", "p", "127.0.0.1") })
