@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/resmtp/smtp/internal/pathscan"
 )
 
 // This file holds the commands RFC 821 defined besides the core ones that
@@ -84,27 +86,10 @@ func (c *Client) Expand(ctx context.Context, list string) ([]string, error) {
 // line.
 func expnAddress(line string) string {
 	line = strings.TrimSpace(line)
-	if !strings.HasSuffix(line, ">") {
-		return line
+	if mailbox, ok := pathscan.LastBracketed(line); ok {
+		return mailbox
 	}
-	start := -1
-	quoted, escaped := false, false
-	for i := 0; i < len(line)-1; i++ {
-		switch ch := line[i]; {
-		case escaped:
-			escaped = false
-		case ch == '\\':
-			escaped = true
-		case ch == '"':
-			quoted = !quoted
-		case ch == '<' && !quoted:
-			start = i
-		}
-	}
-	if start < 0 {
-		return line
-	}
-	return line[start+1 : len(line)-1]
+	return line
 }
 
 // Help sends HELP, or "HELP topic" when topic is not "" (RFC 821 §4.1.1,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resmtp/smtp"
+	"github.com/resmtp/smtp/internal/pathscan"
 )
 
 // The Receiver's side of the session: RFC 821's minimum implementation of
@@ -177,31 +178,8 @@ func (s *turnSession) data(arg string) error {
 // cutPath splits "PREFIX<path> params" (prefix matched case-insensitively,
 // spaces after it tolerated).
 func cutPath(arg, prefix string) (path, params string, ok bool) {
-	if len(arg) < len(prefix) || !strings.EqualFold(arg[:len(prefix)], prefix) {
-		return "", "", false
-	}
-	rest := strings.TrimLeft(arg[len(prefix):], " ")
-	if !strings.HasPrefix(rest, "<") {
-		return "", "", false
-	}
-	quoted, escaped := false, false
-	for i := 1; i < len(rest); i++ {
-		switch ch := rest[i]; {
-		case escaped:
-			escaped = false
-		case ch == '\\':
-			escaped = true
-		case ch == '"':
-			quoted = !quoted
-		case ch == '>' && !quoted:
-			tail := rest[i+1:]
-			if tail != "" && tail[0] != ' ' {
-				return "", "", false
-			}
-			return rest[1:i], strings.TrimSpace(tail), true
-		}
-	}
-	return "", "", false
+	path, rest, ok := pathscan.Cut(arg, prefix)
+	return path, strings.TrimSpace(rest), ok
 }
 
 // isAccept reports whether a handler's verdict accepts.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/resmtp/smtp/internal/pathscan"
 )
 
 // errClose ends a connection.
@@ -631,35 +633,8 @@ func (c *conn) cmdSTARTTLS(arg string) error {
 // parsePath parses `PREFIX<path> params...` (prefix matched
 // case-insensitively, spaces after it tolerated).
 func parsePath(arg, prefix string) (path string, params []string, ok bool) {
-	if len(arg) < len(prefix) || !strings.EqualFold(arg[:len(prefix)], prefix) {
-		return "", nil, false
-	}
-	rest := strings.TrimLeft(arg[len(prefix):], " ")
-	if !strings.HasPrefix(rest, "<") {
-		return "", nil, false
-	}
-	inQuote, esc := false, false
-	end := -1
-	for i := 1; i < len(rest) && end < 0; i++ {
-		switch ch := rest[i]; {
-		case esc:
-			esc = false
-		case ch == '\\':
-			esc = true
-		case ch == '"':
-			inQuote = !inQuote
-		case ch == '>' && !inQuote:
-			end = i
-		}
-	}
-	if end < 0 {
-		return "", nil, false
-	}
-	path, tail := rest[1:end], rest[end+1:]
-	if tail != "" && tail[0] != ' ' {
-		return "", nil, false
-	}
-	return path, strings.Fields(tail), true
+	path, rest, ok := pathscan.Cut(arg, prefix)
+	return path, strings.Fields(rest), ok
 }
 
 func isASCII(s string) bool {
