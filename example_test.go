@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/textproto"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,30 @@ import (
 
 	"github.com/resmtp/smtp"
 )
+
+// SendMail is net/smtp's: change the import path and nothing else. A
+// refusal is a *textproto.Error, as with net/smtp, and if any recipient is
+// refused, no one gets the message.
+func ExampleSendMail() {
+	auth := smtp.PlainAuth("", "user@example.com", "password", "mail.example.com")
+	msg := []byte("To: recipient@example.net\r\nSubject: hello\r\n\r\nThis is the body.\r\n")
+	err := smtp.SendMail("mail.example.com:587", auth, "sender@example.org", []string{"recipient@example.net"}, msg)
+	if te, ok := err.(*textproto.Error); ok && te.Code/100 == 4 {
+		log.Print("refused for now; try again later: ", err)
+	} else if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// The net/smtp-named calls return net/smtp's *textproto.Error; its
+// enhanced status code (RFC 3463) is in the text, where EnhancedCodeOf
+// finds it. The same works on the *smtp.Error of the other calls.
+func ExampleEnhancedCodeOf() {
+	err := error(&textproto.Error{Code: 550, Msg: "5.1.1 <nobody@example.net>: Recipient address rejected"})
+	code := smtp.EnhancedCodeOf(err)
+	fmt.Println(code, code.Class == 5 && code.Subject == 1)
+	// Output: 5.1.1 true
+}
 
 // Dial with a context, require TLS, authenticate and send one message.
 func ExampleDialer() {
