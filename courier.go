@@ -380,7 +380,7 @@ func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
 		return nil
 	}
 	cp := &Checkpoint{TransID: r.env.TransID, LocalName: c.localName, Server: addr, Envelope: r.env,
-		Size: r.m.canonical, Points: r.m.points, Updated: time.Now()}
+		Size: r.m.canonical, Sent: r.m.written, Points: r.m.points, Updated: time.Now()}
 	r.cp = cp
 	err := r.k.Store.Save(ctx, cp)
 	if err != nil && r.saved {
@@ -398,7 +398,7 @@ func (r *courierRun) saveProgress(ctx context.Context, addr string) {
 	if r.k.Store == nil || r.cp == nil {
 		return
 	}
-	r.cp.Server, r.cp.Points, r.cp.Size, r.cp.Updated = addr, r.m.points, r.m.canonical, time.Now()
+	r.cp.Server, r.cp.Points, r.cp.Size, r.cp.Sent, r.cp.Updated = addr, r.m.points, r.m.canonical, r.m.written, time.Now()
 	if r.rcpts != nil {
 		// Keep the recipients the server accepted: a resumed transaction
 		// has them and no others (RFC 1845 §3).

@@ -232,6 +232,10 @@ func TestCourier_ResumeFromStore(t *testing.T) {
 	require.Len(t, cps, 1)
 	assert.Equal(t, "client.example", cps[0].LocalName)
 	assert.Equal(t, srv.Addr, cps[0].Server)
+	// The record says how far the data had gone: the cut came after about
+	// 100 000 octets (wire octets, a few more than canonical ones).
+	assert.Greater(t, cps[0].Sent, int64(50000))
+	assert.LessOrEqual(t, cps[0].Sent, int64(len(msg)))
 
 	k2 := testCourier(&Dialer{LocalName: "other-name.example"})
 	k2.Store = store
