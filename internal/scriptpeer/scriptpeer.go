@@ -77,78 +77,99 @@ func (s *Server) serve(stop chan struct{}) {
 	go func() { <-stop; conn.Close() }()
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	var c net.Conn = conn
-	r := bufio.NewReader(c)
-	var out []byte
-	flush := func() bool {
-		if len(out) > 0 {
-			_, err := c.Write(out)
-			out = out[:0]
-			return err == nil
-		}
-		return true
-	}
-	readLine := func() (string, bool) {
-		line, err := r.ReadString('\n')
-		s.mu.Lock()
-		s.raw.WriteString(line)
-		if err == nil {
-			s.received = append(s.received, strings.TrimSuffix(line, "\r\n"))
-		}
-		s.mu.Unlock()
-		return strings.TrimSuffix(line, "\r\n"), err == nil
-	}
+	p := &play{s: s, c: conn, r: bufio.NewReader(conn)}
 	for _, step := range s.script {
-		switch {
-		case strings.HasPrefix(step, "S: "):
-			out = append(out, step[3:]+"\r\n"...)
-		case strings.HasPrefix(step, "C: "):
-			if !flush() {
-				return
-			}
-			got, ok := readLine()
-			if !ok {
-				s.problem("connection ended; want " + step[3:])
-				return
-			}
-			if got != step[3:] {
-				s.problem("got " + got + "; want " + step[3:])
-			}
-		case step == "TLS":
-			if !flush() {
-				return
-			}
-			if s.tls == nil {
-				s.problem("TLS step without a TLS configuration")
-				return
-			}
-			tc := tls.Server(c, s.tls)
-			if err := tc.Handshake(); err != nil {
-				s.problem("TLS handshake: " + err.Error())
-				return
-			}
-			c = tc
-			r = bufio.NewReader(c)
-		case step == "CLOSE":
-			flush()
-			return
-		case step == "STALL":
-			flush()
-			<-stop
-			return
-		default:
-			s.problem("bad script step " + step)
+		if !p.step(step, stop) {
 			return
 		}
 	}
-	flush()
+	p.flush()
 	// Drain what else the client says until it hangs up, so that extra
 	// lines show up in Received.
 	for {
-		if _, ok := readLine(); !ok {
+		if _, ok := p.readLine(); !ok {
 			return
 		}
 	}
+}
+
+// A play is the Server's side of its one conversation.
+type play struct {
+	s   *Server
+	c   net.Conn
+	r   *bufio.Reader
+	out []byte // S lines not yet written
+}
+
+// step plays one step of the script; false ends the conversation.
+func (p *play) step(step string, stop chan struct{}) bool {
+	switch {
+	case strings.HasPrefix(step, "S: "):
+		p.out = append(p.out, step[3:]+"\r\n"...)
+	case strings.HasPrefix(step, "C: "):
+		if !p.flush() {
+			return false
+		}
+		got, ok := p.readLine()
+		if !ok {
+			p.s.problem("connection ended; want " + step[3:])
+			return false
+		}
+		if got != step[3:] {
+			p.s.problem("got " + got + "; want " + step[3:])
+		}
+	case step == "TLS":
+		return p.flush() && p.startTLS()
+	case step == "CLOSE":
+		p.flush()
+		return false
+	case step == "STALL":
+		p.flush()
+		<-stop
+		return false
+	default:
+		p.s.problem("bad script step " + step)
+		return false
+	}
+	return true
+}
+
+// startTLS turns the connection into the server side of TLS.
+func (p *play) startTLS() bool {
+	if p.s.tls == nil {
+		p.s.problem("TLS step without a TLS configuration")
+		return false
+	}
+	tc := tls.Server(p.c, p.s.tls)
+	if err := tc.Handshake(); err != nil {
+		p.s.problem("TLS handshake: " + err.Error())
+		return false
+	}
+	p.c, p.r = tc, bufio.NewReader(tc)
+	return true
+}
+
+// flush writes the S lines queued; false if the write failed.
+func (p *play) flush() bool {
+	if len(p.out) > 0 {
+		_, err := p.c.Write(p.out)
+		p.out = p.out[:0]
+		return err == nil
+	}
+	return true
+}
+
+// readLine reads one line of the client's, recording it.
+func (p *play) readLine() (string, bool) {
+	line, err := p.r.ReadString('\n')
+	s := p.s
+	s.mu.Lock()
+	s.raw.WriteString(line)
+	if err == nil {
+		s.received = append(s.received, strings.TrimSuffix(line, "\r\n"))
+	}
+	s.mu.Unlock()
+	return strings.TrimSuffix(line, "\r\n"), err == nil
 }
 
 // Received returns the lines the client sent, once the conversation ended.
