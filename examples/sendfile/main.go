@@ -201,17 +201,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	var tlsConfig *tls.Config
-	if cfg.caFile != "" {
-		pem, err := os.ReadFile(cfg.caFile)
-		if err != nil {
-			return fail("-ca: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fail("-ca: no PEM certificate in %s", cfg.caFile)
-		}
-		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := loadCA(cfg.caFile)
+	if err != nil {
+		return fail("-ca: %v", err)
 	}
 
 	// An *os.File is seekable: on a restart the Courier seeks back to a
@@ -252,7 +244,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	res, err := k.Send(ctx, []string{cfg.server}, env, f)
 	rep.endBar()
+	return report(cfg, res, err, stdout, stderr, fail)
+}
 
+// report prints the outcome of the send and returns the exit status: 0 if
+// every recipient got the message, else 1.
+func report(cfg *config, res *smtp.Result, err error, stdout, stderr io.Writer, fail func(string, ...any) int) int {
 	var re *smtp.RecipientsError
 	switch {
 	case err == nil && res != nil && res.Reply != nil:
@@ -279,6 +276,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("not delivered: %v (%d octets transmitted, %d restart%s)", err, res.Transmitted, res.Restarts, plural(res.Restarts))
 	}
 	return fail("not delivered: %v", err)
+}
+
+// loadCA returns a TLS configuration that trusts the PEM certificates in
+// file, or nil for no file (the system roots).
+func loadCA(file string) (*tls.Config, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // summary is the last line on success.
