@@ -693,53 +693,8 @@ func (c *conn) cmdMAIL(v, arg string) error {
 	}
 	t := &transaction{verb: v, from: path, mailParams: params}
 	for _, p := range params {
-		key, val, hasVal := strings.Cut(p, "=")
-		key = strings.ToUpper(key)
-		need := ""
-		bad := false
-		switch key {
-		case "SIZE":
-			need = "SIZE"
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil || n < 0 {
-				bad = true
-			} else if c.s.sizeMax > 0 && n > c.s.sizeMax {
-				if _, ok := c.sessExt["SIZE"]; ok {
-					return c.reply(v, 552, "5.3.4", "Message size exceeds fixed maximum message size")
-				}
-			}
-		case "BODY":
-			t.body = strings.ToUpper(val)
-			switch t.body {
-			case "7BIT", "8BITMIME":
-				need = "8BITMIME"
-			case "BINARYMIME":
-				need = "BINARYMIME"
-			default:
-				bad = true
-			}
-		case "SMTPUTF8":
-			need, bad, t.smtputf8 = "SMTPUTF8", hasVal, true
-		case "RET", "ENVID":
-			need = "DSN"
-			bad = !hasVal
-		case "AUTH":
-			need = "AUTH"
-			bad = !hasVal
-		case "TRANSID":
-			need = "CHECKPOINT"
-			if t.transID != "" || !validTransID(val) {
-				bad = true
-			}
-			t.transID = val
-		default:
-			return c.reply(v, 555, "5.5.4", "Unsupported parameter "+key)
-		}
-		if _, ok := c.sessExt[need]; !ok {
-			return c.reply(v, 555, "5.5.4", "Unsupported parameter "+key)
-		}
-		if bad {
-			return c.reply(v, 501, "5.5.4", "Bad parameter value "+p)
+		if code, enh, text := c.mailParam(t, p); code != 0 {
+			return c.reply(v, code, enh, text)
 		}
 	}
 	if !t.smtputf8 && !isASCII(path) {
@@ -757,6 +712,68 @@ func (c *conn) cmdMAIL(v, arg string) error {
 	if kind == claimFresh {
 		return c.reply(v, 250, "2.1.0", "Ok, TRANSID accepted")
 	}
+	off := t.restore(cp, kind)
+	return c.sendRaw(fmt.Sprintf("355 %d octet-offset is the transaction offset\r\n", off), v)
+}
+
+// mailParam checks one MAIL parameter against the session's extensions,
+// recording what it says in t; it returns the refusal's code, enhanced
+// code and text, or code 0 if the parameter is good.
+func (c *conn) mailParam(t *transaction, p string) (int, string, string) {
+	key, val, hasVal := strings.Cut(p, "=")
+	key = strings.ToUpper(key)
+	need := ""
+	bad := false
+	switch key {
+	case "SIZE":
+		need = "SIZE"
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil || n < 0 {
+			bad = true
+		} else if c.s.sizeMax > 0 && n > c.s.sizeMax {
+			if _, ok := c.sessExt["SIZE"]; ok {
+				return 552, "5.3.4", "Message size exceeds fixed maximum message size"
+			}
+		}
+	case "BODY":
+		t.body = strings.ToUpper(val)
+		switch t.body {
+		case "7BIT", "8BITMIME":
+			need = "8BITMIME"
+		case "BINARYMIME":
+			need = "BINARYMIME"
+		default:
+			bad = true
+		}
+	case "SMTPUTF8":
+		need, bad, t.smtputf8 = "SMTPUTF8", hasVal, true
+	case "RET", "ENVID":
+		need = "DSN"
+		bad = !hasVal
+	case "AUTH":
+		need = "AUTH"
+		bad = !hasVal
+	case "TRANSID":
+		need = "CHECKPOINT"
+		if t.transID != "" || !validTransID(val) {
+			bad = true
+		}
+		t.transID = val
+	default:
+		return 555, "5.5.4", "Unsupported parameter " + key
+	}
+	if _, ok := c.sessExt[need]; !ok {
+		return 555, "5.5.4", "Unsupported parameter " + key
+	}
+	if bad {
+		return 501, "5.5.4", "Bad parameter value " + p
+	}
+	return 0, "", ""
+}
+
+// restore makes t the transaction the store holds as cp (a restart, RFC
+// 1845 §3) and returns the offset to announce: the octets held.
+func (t *transaction) restore(cp Checkpoint, kind int) int64 {
 	t.from, t.mailParams, t.to, t.rcptParams = cp.From, cp.MailParams, cp.To, cp.RcptParams
 	t.via = cp.Via
 	t.body = ""
@@ -770,14 +787,13 @@ func (c *conn) cmdMAIL(v, arg string) error {
 			t.smtputf8 = true
 		}
 	}
-	off := int64(len(cp.Data))
 	if kind == claimComplete {
 		t.complete, t.queueID = true, cp.QueueID
 	} else {
 		t.data = cp.Data
 	}
 	t.resumedAt = cp.ResumedAt
-	return c.sendRaw(fmt.Sprintf("355 %d octet-offset is the transaction offset\r\n", off), v)
+	return int64(len(cp.Data))
 }
 
 func (c *conn) cmdRCPT(arg string) error {
