@@ -78,21 +78,15 @@ func (c *conn) cmdBDAT(line, arg string) error {
 	}
 	// fail reads and discards the chunk, then replies (RFC 3030 section 2).
 	fail := func(code int, enh, text string) error {
-		if err := c.discardChunk(size); err != nil {
+		if err := c.discardFailed(size); err != nil {
 			return err
-		}
-		if c.tx != nil {
-			c.tx.failed = true
 		}
 		return c.reply(v, code, enh, text)
 	}
 	if raw, has := c.override(v, line); has {
 		if raw == "" || raw[0] != '2' {
-			if err := c.discardChunk(size); err != nil {
+			if err := c.discardFailed(size); err != nil {
 				return err
-			}
-			if c.tx != nil {
-				c.tx.failed = true
 			}
 			c.record("* override " + v)
 			return c.sendRaw(raw, v)
@@ -150,6 +144,18 @@ func (c *conn) cmdBDAT(line, arg string) error {
 		return c.reply(v, 250, "2.0.0", fmt.Sprintf("%d octets received", size))
 	}
 	return c.endOfData(t, "BDAT")
+}
+
+// discardFailed reads and discards a refused chunk of size octets and
+// fails the transaction, if any (RFC 3030 §2).
+func (c *conn) discardFailed(size int64) error {
+	if err := c.discardChunk(size); err != nil {
+		return err
+	}
+	if c.tx != nil {
+		c.tx.failed = true
+	}
+	return nil
 }
 
 // startData marks the beginning of a data transfer command and persists the

@@ -857,6 +857,43 @@ func localPart(path string) string {
 
 // --- AUTH ----------------------------------------------------------------
 
+// authStep obtains one client response of an AUTH exchange: the initial
+// response if ir is not nil, otherwise the answer to a 334 challenge. It
+// returns false, with the error of the reply it sent (or of the
+// connection), when the exchange ends there.
+func (c *conn) authStep(challenge string, ir *string) ([]byte, bool, error) {
+	const v = "AUTH"
+	var line string
+	if ir != nil {
+		line = *ir
+	} else {
+		if err := c.sendRaw("334 "+challenge+"\r\n", v); err != nil {
+			return nil, false, err
+		}
+		var err error
+		line, err = c.readLine()
+		if err == errLineTooLong {
+			c.record("C: <line too long, discarded>")
+			return nil, false, c.reply(v, 500, "5.5.2", "Error: line too long")
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		c.record("C: " + line)
+	}
+	switch line {
+	case "*":
+		return nil, false, c.reply(v, 501, "5.7.0", "Authentication aborted")
+	case "=":
+		return []byte{}, true, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		return nil, false, c.reply(v, 501, "5.5.2", "Cannot decode response")
+	}
+	return b, true, nil
+}
+
 func (c *conn) cmdAUTH(arg string) error {
 	const v = "AUTH"
 	if ok, err := c.extCommand(v, "AUTH"); !ok {
@@ -882,43 +919,10 @@ func (c *conn) cmdAUTH(arg string) error {
 	if len(fields) == 2 {
 		ir = &fields[1]
 	}
-	// step obtains one client response: the initial response if given,
-	// otherwise by sending a 334 challenge.
-	step := func(challenge string, ir *string) ([]byte, bool, error) {
-		var line string
-		if ir != nil {
-			line = *ir
-		} else {
-			if err := c.sendRaw("334 "+challenge+"\r\n", v); err != nil {
-				return nil, false, err
-			}
-			var err error
-			line, err = c.readLine()
-			if err == errLineTooLong {
-				c.record("C: <line too long, discarded>")
-				return nil, false, c.reply(v, 500, "5.5.2", "Error: line too long")
-			}
-			if err != nil {
-				return nil, false, err
-			}
-			c.record("C: " + line)
-		}
-		switch line {
-		case "*":
-			return nil, false, c.reply(v, 501, "5.7.0", "Authentication aborted")
-		case "=":
-			return []byte{}, true, nil
-		}
-		b, err := base64.StdEncoding.DecodeString(line)
-		if err != nil {
-			return nil, false, c.reply(v, 501, "5.5.2", "Cannot decode response")
-		}
-		return b, true, nil
-	}
 	var user, pass, authz string
 	switch mech {
 	case "PLAIN":
-		b, ok, err := step("", ir)
+		b, ok, err := c.authStep("", ir)
 		if !ok {
 			return err
 		}
@@ -929,12 +933,12 @@ func (c *conn) cmdAUTH(arg string) error {
 			user, pass = "", "\x00" // malformed: fails below
 		}
 	case "LOGIN":
-		b, ok, err := step("VXNlcm5hbWU6", ir)
+		b, ok, err := c.authStep("VXNlcm5hbWU6", ir)
 		if !ok {
 			return err
 		}
 		user = string(b)
-		b, ok, err = step("UGFzc3dvcmQ6", nil)
+		b, ok, err = c.authStep("UGFzc3dvcmQ6", nil)
 		if !ok {
 			return err
 		}
