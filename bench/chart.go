@@ -22,26 +22,9 @@ func writeChart(path string, rs []result, cfg config) error {
 		top, bottom   = 60, 60
 		plotW, plotH  = width - left - right, height - top - bottom
 	)
-	// Series in the order of the clients.
-	var names []string
-	pts := map[string][][2]float64{}
-	maxRTT, lo, hi := 0.0, math.Inf(1), math.Inf(-1)
-	for _, r := range rs {
-		if r.err != nil {
-			continue
-		}
-		if !slices.Contains(names, r.client) {
-			names = append(names, r.client)
-		}
-		x, y := float64(r.rtt)/float64(time.Millisecond), r.msgsPerSec()
-		pts[r.client] = append(pts[r.client], [2]float64{x, y})
-		maxRTT, lo, hi = max(maxRTT, x), min(lo, y), max(hi, y)
-	}
+	names, pts, maxRTT, lo, hi := chartSeries(rs)
 	if len(names) == 0 {
 		return fmt.Errorf("chart: no results")
-	}
-	if maxRTT == 0 {
-		maxRTT = 1
 	}
 	dLo, dHi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
 	if dHi == dLo {
@@ -63,27 +46,7 @@ func writeChart(path string, rs []result, cfg config) error {
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#555">%d messages × %d octets × %d recipients over one connection; delaying loopback proxy, discarding server</text>`+"\n",
 		left, msgs, bodySize, len(recipients))
 
-	// Grid and y axis: decades, with 2 and 5 between.
-	for d := dLo; d <= dHi; d++ {
-		for _, m := range []float64{1, 2, 5} {
-			v := m * math.Pow(10, d)
-			if d == dHi && m > 1 {
-				break
-			}
-			y := py(v)
-			stroke, label := "#eee", ""
-			if m == 1 {
-				stroke, label = "#ccc", fmtTick(v)
-			}
-			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", left, y, left+plotW, y, stroke)
-			if label == "" {
-				label = fmtTick(v)
-				fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#999" font-size="10">%s</text>`+"\n", left-6, y+4, label)
-				continue
-			}
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, label)
-		}
-	}
+	writeYGrid(&b, dLo, dHi, py, left, plotW)
 	// X axis: a tick at every measured round-trip time.
 	var xs []float64
 	for _, p := range pts[names[0]] {
@@ -117,6 +80,49 @@ func writeChart(path string, rs []result, cfg config) error {
 	}
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// chartSeries collects the points of each client's series, in the order of
+// the clients, and the bounds of the data (a zero largest RTT made 1).
+func chartSeries(rs []result) (names []string, pts map[string][][2]float64, maxRTT, lo, hi float64) {
+	pts = map[string][][2]float64{}
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, r := range rs {
+		if r.err != nil {
+			continue
+		}
+		if !slices.Contains(names, r.client) {
+			names = append(names, r.client)
+		}
+		x, y := float64(r.rtt)/float64(time.Millisecond), r.msgsPerSec()
+		pts[r.client] = append(pts[r.client], [2]float64{x, y})
+		maxRTT, lo, hi = max(maxRTT, x), min(lo, y), max(hi, y)
+	}
+	if maxRTT == 0 {
+		maxRTT = 1
+	}
+	return names, pts, maxRTT, lo, hi
+}
+
+// writeYGrid draws the grid and the y axis: decades from 10^dLo to 10^dHi,
+// with 2 and 5 between.
+func writeYGrid(b *bytes.Buffer, dLo, dHi float64, py func(float64) float64, left, plotW int) {
+	for d := dLo; d <= dHi; d++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, d)
+			if d == dHi && m > 1 {
+				break
+			}
+			y := py(v)
+			if m != 1 {
+				fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`+"\n", left, y, left+plotW, y)
+				fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#999" font-size="10">%s</text>`+"\n", left-6, y+4, fmtTick(v))
+				continue
+			}
+			fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ccc"/>`+"\n", left, y, left+plotW, y)
+			fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, fmtTick(v))
+		}
+	}
 }
 
 // fmtTick formats an axis value: 1, 20, 500, 1k, 20k.

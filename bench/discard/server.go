@@ -25,7 +25,7 @@ type Config struct {
 	// means DefaultExtensions. BDAT is accepted whether or not CHUNKING
 	// is offered.
 	Extensions []string
-	// ReadBuffer is the size of a session's input buffer; 0 means 256 KiB.
+	// ReadBuffer is the size of a conn's input buffer; 0 means 256 KiB.
 	ReadBuffer int
 }
 
@@ -207,98 +207,123 @@ func verb(line []byte) string {
 
 func (s *Server) serve(c net.Conn) {
 	w := bufio.NewWriterSize(c, 4096)
-	r := bufio.NewReaderSize(flushReader{c, w, s}, s.bufSize)
+	ss := &conn{s: s, w: w, r: bufio.NewReaderSize(flushReader{c, w, s}, s.bufSize)}
 	w.WriteString("220 discard.example ESMTP\r\n")
-	inTx, rcpts := false, 0
-	reply := func(l string) { w.WriteString(l) }
 	for {
-		line, err := readLine(r)
+		line, err := readLine(ss.r)
 		if err == errLineTooLong {
 			// Skip to the end of the line.
 			for err == errLineTooLong {
-				_, err = readLine(r)
+				_, err = readLine(ss.r)
 			}
 			if err != nil {
 				return
 			}
-			reply("500 Line too long\r\n")
+			w.WriteString("500 Line too long\r\n")
 			continue
 		}
-		if err != nil {
+		if err != nil || !ss.command(line) {
 			return
-		}
-		switch verb(line) {
-		case "EHLO":
-			inTx, rcpts = false, 0
-			w.Write(s.ehlo)
-		case "HELO":
-			inTx, rcpts = false, 0
-			reply("250 discard.example\r\n")
-		case "MAIL":
-			if inTx {
-				reply("503 Nested MAIL command\r\n")
-				break
-			}
-			inTx, rcpts = true, 0
-			reply("250 Ok\r\n")
-		case "RCPT":
-			if !inTx {
-				reply("503 Need MAIL command\r\n")
-				break
-			}
-			rcpts++
-			s.recipients.Add(1)
-			reply("250 Ok\r\n")
-		case "DATA":
-			if rcpts == 0 {
-				reply("554 No valid recipients\r\n")
-				break
-			}
-			reply("354 End data with <CR><LF>.<CR><LF>\r\n")
-			n, err := readData(r)
-			if err != nil {
-				return
-			}
-			s.octets.Add(n)
-			s.messages.Add(1)
-			inTx, rcpts = false, 0
-			reply("250 Ok: queued\r\n")
-		case "BDAT":
-			size, last, ok := parseBDAT(line)
-			if !ok {
-				// The chunk's size is unknown: the session cannot go on.
-				reply("501 Syntax: BDAT size [LAST]\r\n")
-				w.Flush()
-				return
-			}
-			if _, err := r.Discard(int(size)); err != nil {
-				return
-			}
-			s.octets.Add(size)
-			switch {
-			case rcpts == 0:
-				reply("503 No valid recipients\r\n")
-			case last:
-				s.messages.Add(1)
-				inTx, rcpts = false, 0
-				reply("250 Ok: queued\r\n")
-			default:
-				reply("250 Ok: " + strconv.FormatInt(size, 10) + " octets received\r\n")
-			}
-		case "RSET":
-			inTx, rcpts = false, 0
-			reply("250 Ok\r\n")
-		case "NOOP":
-			reply("250 Ok\r\n")
-		case "QUIT":
-			reply("221 Bye\r\n")
-			s.flushes.Add(1)
-			w.Flush()
-			return
-		default:
-			reply("500 Unknown command\r\n")
 		}
 	}
+}
+
+// A conn is the state of one connection.
+type conn struct {
+	s     *Server
+	w     *bufio.Writer
+	r     *bufio.Reader
+	inTx  bool
+	rcpts int
+}
+
+// command answers one command line; false ends the conn.
+func (ss *conn) command(line []byte) bool {
+	w := ss.w
+	switch verb(line) {
+	case "EHLO":
+		ss.inTx, ss.rcpts = false, 0
+		w.Write(ss.s.ehlo)
+	case "HELO":
+		ss.inTx, ss.rcpts = false, 0
+		w.WriteString("250 discard.example\r\n")
+	case "MAIL":
+		if ss.inTx {
+			w.WriteString("503 Nested MAIL command\r\n")
+			break
+		}
+		ss.inTx, ss.rcpts = true, 0
+		w.WriteString("250 Ok\r\n")
+	case "RCPT":
+		if !ss.inTx {
+			w.WriteString("503 Need MAIL command\r\n")
+			break
+		}
+		ss.rcpts++
+		ss.s.recipients.Add(1)
+		w.WriteString("250 Ok\r\n")
+	case "DATA":
+		return ss.data()
+	case "BDAT":
+		return ss.bdat(line)
+	case "RSET":
+		ss.inTx, ss.rcpts = false, 0
+		w.WriteString("250 Ok\r\n")
+	case "NOOP":
+		w.WriteString("250 Ok\r\n")
+	case "QUIT":
+		w.WriteString("221 Bye\r\n")
+		ss.s.flushes.Add(1)
+		w.Flush()
+		return false
+	default:
+		w.WriteString("500 Unknown command\r\n")
+	}
+	return true
+}
+
+// data takes a message after DATA; false ends the conn.
+func (ss *conn) data() bool {
+	if ss.rcpts == 0 {
+		ss.w.WriteString("554 No valid recipients\r\n")
+		return true
+	}
+	ss.w.WriteString("354 End data with <CR><LF>.<CR><LF>\r\n")
+	n, err := readData(ss.r)
+	if err != nil {
+		return false
+	}
+	ss.s.octets.Add(n)
+	ss.s.messages.Add(1)
+	ss.inTx, ss.rcpts = false, 0
+	ss.w.WriteString("250 Ok: queued\r\n")
+	return true
+}
+
+// bdat takes one chunk; false ends the conn.
+func (ss *conn) bdat(line []byte) bool {
+	size, last, ok := parseBDAT(line)
+	if !ok {
+		// The chunk's size is unknown: the conn cannot go on.
+		ss.w.WriteString("501 Syntax: BDAT size [LAST]\r\n")
+		ss.w.Flush()
+		return false
+	}
+	if _, err := ss.r.Discard(int(size)); err != nil {
+		return false
+	}
+	ss.s.octets.Add(size)
+	switch {
+	case ss.rcpts == 0:
+		ss.w.WriteString("503 No valid recipients\r\n")
+	case last:
+		ss.s.messages.Add(1)
+		ss.inTx, ss.rcpts = false, 0
+		ss.w.WriteString("250 Ok: queued\r\n")
+	default:
+		ss.w.WriteString("250 Ok: " + strconv.FormatInt(size, 10) + " octets received\r\n")
+	}
+	return true
 }
 
 // parseBDAT parses "BDAT size [LAST]".
