@@ -60,7 +60,7 @@ func TestDataCommand(t *testing.T) {
 			require.NoError(t, mrcp.Err)
 			require.Len(t, srv.Messages(), 1)
 			assert.Equal(t, text, string(srv.Messages()[0].Data))
-			assert.Equal(t, []string{"EHLO client.example", "MRSQ T", "MAIL FROM:<a@example.org>", wire, "MRCP TO:<b@example.com>"}, clientLines(srv))
+			assert.Equal(t, []string{"EHLO client.example", "MRSQ T", "MAIL FROM:<a@example.org>", wire, "MRCP TO:<b@example.com>"}, srv.Commands(1))
 		}},
 		{"DATA through DataCommand is DataContext", smtptest.Config{}, func(t *testing.T, c *Client, srv *smtptest.Server) {
 			require.NoError(t, c.MailContext(ctx, "a@example.org"))
@@ -72,7 +72,7 @@ func TestDataCommand(t *testing.T) {
 			assert.Contains(t, w.Reply().Msg(), "queued as")
 			require.Len(t, srv.Messages(), 1)
 			assert.Equal(t, text, string(srv.Messages()[0].Data))
-			assert.Contains(t, clientLines(srv), wire)
+			assert.Contains(t, srv.Commands(1), wire)
 		}},
 		{"a reply other than 354 is an *Error and the Client goes on", smtptest.Config{}, func(t *testing.T, c *Client, srv *smtptest.Server) {
 			w, err := c.DataCommand(ctx, "DATA") // no transaction: 503
@@ -102,7 +102,7 @@ func TestDataCommand(t *testing.T) {
 			}
 			_, err := c.DataCommand(ctx, "")
 			assert.Error(t, err)
-			assert.Equal(t, []string{"EHLO client.example"}, clientLines(srv), "nothing written")
+			assert.Equal(t, []string{"EHLO client.example"}, srv.Commands(1), "nothing written")
 			require.NoError(t, c.NoopContext(ctx))
 		}},
 	}
@@ -123,7 +123,7 @@ func TestDataCommand_SaysHelloFirst(t *testing.T) {
 	defer c.Close()
 	_, err = c.DataCommand(context.Background(), "DATA")
 	assert.Equal(t, 503, historicCode(t, err))
-	assert.Equal(t, []string{"EHLO localhost", "DATA"}, clientLines(srv))
+	assert.Equal(t, []string{"EHLO localhost", "DATA"}, srv.Commands(1))
 }
 
 // Closing the Client during a data phase ends it: the text is not
@@ -150,12 +150,6 @@ func TestDataCommand_CloseAbandonsTheText(t *testing.T) {
 	assert.NoError(t, c.cancel, "the phase's context was let go at Close")
 	c.mu.Unlock()
 	assert.Empty(t, srv.Messages())
-}
-
-// clientLines returns what the client sent on the server's first
-// connection.
-func clientLines(srv *smtptest.Server) []string {
-	return historicSent(srv, 1)
 }
 
 // Hijack hands over the connection in use, TLS after STARTTLS, and the

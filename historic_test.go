@@ -12,18 +12,6 @@ import (
 	"github.com/resmtp/smtp/internal/smtptest"
 )
 
-// historicSent returns what the client sent on connection conn, from the
-// server's transcript.
-func historicSent(srv *smtptest.Server, conn int) []string {
-	var out []string
-	for _, l := range srv.Transcript(conn) {
-		if strings.HasPrefix(l, "C: ") {
-			out = append(out, l[3:])
-		}
-	}
-	return out
-}
-
 func historicCode(t *testing.T, err error) int {
 	t.Helper()
 	var e *Error
@@ -97,7 +85,7 @@ func TestHelp_Topics(t *testing.T) {
 	assert.Equal(t, 504, historicCode(t, err))
 	_, err = c.Help(ctx, "x\x00")
 	assert.ErrorIs(t, err, ErrNUL)
-	assert.Equal(t, []string{"EHLO client.example", "HELP", "HELP MRCP", "HELP FROB"}, historicSent(srv, 1))
+	assert.Equal(t, []string{"EHLO client.example", "HELP", "HELP MRCP", "HELP FROB"}, srv.Commands(1))
 }
 
 // RFC 2920 §3.1: SEND, SOML and SAML may appear anywhere in a group; EXPN,

@@ -167,12 +167,7 @@ func TestSourceRoutesOnTheWire(t *testing.T) {
 	assert.Equal(t, []string{"@hosta.int,@jkl.org:userc@d.bar.org"}, msgs[0].To)
 	assert.Equal(t, "", msgs[1].From)
 	assert.Equal(t, []string{"@HOSTX.ARPA:JOE@HOSTW.ARPA", "plain@example.org"}, msgs[1].To)
-	var sent []string
-	for _, l := range srv.Transcript(1) {
-		if strings.HasPrefix(l, "C: ") {
-			sent = append(sent, l[3:])
-		}
-	}
+	sent := srv.Commands(1)
 	for _, want := range []string{
 		"MAIL FROM:<>",
 		"RCPT TO:<@hosta.int,@jkl.org:userc@d.bar.org>",

@@ -2,7 +2,6 @@ package rfc821
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -36,18 +35,6 @@ func dialTest(t *testing.T, srv *smtptest.Server, d *smtp.Dialer) *smtp.Client {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// historicSent returns what the client sent on connection conn, from the
-// server's transcript.
-func historicSent(srv *smtptest.Server, conn int) []string {
-	var out []string
-	for _, l := range srv.Transcript(conn) {
-		if strings.HasPrefix(l, "C: ") {
-			out = append(out, l[3:])
-		}
-	}
-	return out
 }
 
 func historicCode(t *testing.T, err error) int {

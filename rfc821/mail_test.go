@@ -43,7 +43,7 @@ func TestSendSomlSaml(t *testing.T) {
 		assert.Equal(t, verb, msgs[i].Verb)
 	}
 	assert.Equal(t, "", msgs[2].From)
-	sent := historicSent(srv, 1)
+	sent := srv.Commands(1)
 	assert.Contains(t, sent, "SEND FROM:<a@example.org>", "no parameters on SEND")
 	assert.Contains(t, sent, "SAML FROM:<>")
 	assert.Contains(t, sent, "MAIL FROM:<a@example.org> BODY=8BITMIME", "MAIL as MailContext sends it")

@@ -36,7 +36,7 @@ func TestMRSQ_Selection(t *testing.T) {
 	require.NoError(t, err)
 	_, err = MRSQ(ctx, c, "X")
 	assert.Error(t, err)
-	assert.Equal(t, []string{"EHLO client.example", "MRSQ ?", "MRSQ R", "MRSQ T", "MRSQ"}, historicSent(srv, 1))
+	assert.Equal(t, []string{"EHLO client.example", "MRSQ ?", "MRSQ R", "MRSQ T", "MRSQ"}, srv.Commands(1))
 
 	// Not implemented: the test answers 502.
 	c2 := dialTest(t, newTestServer(t, smtptest.Config{}), nil)
@@ -86,7 +86,7 @@ func TestSendMRSQ_RecipientsFirst(t *testing.T) {
 	assert.Equal(t, mrsqText, string(msgs[0].Data), "dot-stuffed on the wire, the same text at the server")
 	assert.Equal(t, []string{"EHLO client.example", "MRSQ R",
 		"MRCP TO:<Foo@Y>", "MRCP TO:<reject.Raboof@Y>", "MRCP TO:<bar@Y>", "MRCP TO:<@Y,@X,fubar@Z>",
-		"MAIL FROM:<waldo@A>", mrsqWire, "MRSQ"}, historicSent(srv, 1))
+		"MAIL FROM:<waldo@A>", mrsqWire, "MRSQ"}, srv.Commands(1))
 
 	// No scheme is left selected: MAIL is SMTP's again.
 	_, err = c.Send(ctx, &smtp.Envelope{From: "a@example.org", To: smtp.Recipients("b@example.com")}, strings.NewReader("x\r\n"))
@@ -123,7 +123,7 @@ func TestSendMRSQ_TextFirst(t *testing.T) {
 	}
 	assert.Equal(t, []string{"EHLO client.example", "MRSQ T", "MAIL FROM:<WALDO@A>", mrsqWire,
 		"MRCP TO:<Foo@Y>", "MRCP TO:<reject.Raboof@Y>", "MRCP TO:<bar@Y>", "MRCP TO:<temp@Y>", "MRCP TO:<@Y,@X,fubar@Z>",
-		"MRSQ"}, historicSent(srv, 1))
+		"MRSQ"}, srv.Commands(1))
 	require.NoError(t, c.NoopContext(ctx))
 }
 
@@ -162,7 +162,7 @@ func TestSendMRSQ_TableFull(t *testing.T) {
 				"MRCP TO:<a@Y>", "MRCP TO:<b@Y>", "MRCP TO:<reject@Y>", // 452
 				"MAIL FROM:<waldo@A>", mrsqWire, "MRCP TO:<reject@Y>", "MRCP TO:<c@Y>", "MRCP TO:<d@Y>", "MRCP TO:<e@Y>", // 553, 200, 200, 452
 				"MAIL FROM:<waldo@A>", mrsqWire, "MRCP TO:<e@Y>",
-				"MAIL FROM:<waldo@A>", mrsqWire, "MRSQ"}, historicSent(srv, 1))
+				"MAIL FROM:<waldo@A>", mrsqWire, "MRSQ"}, srv.Commands(1))
 		})
 	}
 }
@@ -193,7 +193,7 @@ func TestSendMRSQ_TextRefused(t *testing.T) {
 	res, err = SendMRSQ(ctx, c, MRSQRecipientsFirst, "a@b", []string{"reject@d"}, strings.NewReader("x\r\n"))
 	require.ErrorAs(t, err, &re)
 	assert.Nil(t, res.Reply)
-	sent := historicSent(srv, 1)
+	sent := srv.Commands(1)
 	assert.Equal(t, []string{"MRSQ R", "MRCP TO:<reject@d>", "MRSQ"}, sent[len(sent)-3:], "no text without a name")
 
 	_, err = SendMRSQ(ctx, c, MRSQQuery, "a@b", []string{"c@d"}, strings.NewReader("x"))
@@ -266,7 +266,7 @@ func TestSendMRSQ_UnreadableMessage(t *testing.T) {
 	assert.ErrorContains(t, err, "disk on fire")
 	assert.ErrorIs(t, c.NoopContext(ctx), smtp.ErrClosed)
 	assert.Empty(t, srv.Messages())
-	sent := historicSent(srv, 1)
+	sent := srv.Commands(1)
 	last := sent[len(sent)-1]
 	assert.True(t, last == "MAIL FROM:<a@b>" || strings.HasSuffix(last, "incomplete>"), "no end of the text, no MRSQ after it: %q", last)
 
@@ -274,7 +274,7 @@ func TestSendMRSQ_UnreadableMessage(t *testing.T) {
 	_, err = SendMRSQ(ctx, c, MRSQRecipientsFirst, "a@b", []string{"c@d"}, mrsqOnlyReader{&failingReader{text: "Subject: half\r\n"}})
 	assert.ErrorContains(t, err, "disk on fire")
 	require.NoError(t, c.NoopContext(ctx), "nothing was sent: the Client goes on")
-	assert.Equal(t, []string{"EHLO client.example", "MRSQ R", "MRSQ", "NOOP"}, historicSent(srv, 2))
+	assert.Equal(t, []string{"EHLO client.example", "MRSQ R", "MRSQ", "NOOP"}, srv.Commands(2))
 	assert.Empty(t, srv.Messages())
 }
 

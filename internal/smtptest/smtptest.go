@@ -575,6 +575,19 @@ func (s *Server) Transcript(conn int) []string {
 	return append([]string(nil), s.conns[conn-1].transcript...)
 }
 
+// Commands returns what the client sent on connection conn (1-based), in
+// order: the "C: " lines of its Transcript without the prefix, message data
+// summarized as "<data N octets>" or "<chunk N octets>".
+func (s *Server) Commands(conn int) []string {
+	var out []string
+	for _, l := range s.Transcript(conn) {
+		if c, ok := strings.CutPrefix(l, "C: "); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Flushes returns how many times the server flushed buffered replies to
 // connection conn (1-based), i.e. the number of server-to-client turnarounds
 // including the greeting; conn 0 returns the total over all connections.
