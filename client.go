@@ -23,8 +23,9 @@ import (
 // own error (io.EOF, a *net.OpError) for a broken connection, a
 // textproto.ProtocolError for a malformed reply; EnhancedCodeOf reads the
 // enhanced status code of such a refusal. After a failure of the
-// connection or a malformed reply, the Client stops: later calls return the
-// same error. Each has a Context variant that returns this package's richer
+// connection or a malformed reply, the Client stops: later calls write
+// nothing and return the same error, or, once the connection is closed, the
+// error of writing to it, as net/smtp's would. Each has a Context variant that returns this package's richer
 // errors (*Error, *ProtocolError, connection errors that say what the
 // Client was doing) and ends the call when the context is done;
 // cancelling a call closes the connection and leaves the Client unusable:
