@@ -133,6 +133,9 @@ func TestSession_MalformedRepliesCloseTheConnection(t *testing.T) {
 				require.ErrorIs(t, err, tt.limit)
 			}
 			require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
+			// The net/smtp-named call says what net/smtp's would on the
+			// connection the Client closed: the error of writing to it.
+			require.ErrorIs(t, c.Noop(), net.ErrClosed)
 		})
 	}
 }
