@@ -3,8 +3,6 @@ package smtp
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +53,7 @@ type ResumePoint struct {
 //
 // Implementations must be safe for concurrent use, must not keep the
 // *Checkpoint given to Save and must return a fresh copy from Load and List.
+// Package store has two: in memory, and one file per record in a directory.
 type CheckpointStore interface {
 	// Save creates or replaces the record for cp.TransID. It returns an
 	// error, and stores nothing, if cp is nil or cp.TransID is not a
@@ -73,38 +72,6 @@ type CheckpointStore interface {
 // ErrNoCheckpoint is matched by the error a CheckpointStore's Load returns
 // for a TRANSID it holds no record for.
 var ErrNoCheckpoint = errors.New("smtp: no checkpoint for this TRANSID")
-
-// checkCheckpoint returns an error if cp cannot be saved.
-func checkCheckpoint(cp *Checkpoint) error {
-	if cp == nil {
-		return errors.New("smtp: nil checkpoint")
-	}
-	if err := ValidateTransID(cp.TransID); err != nil {
-		return fmt.Errorf("smtp: cannot save checkpoint: %w", err)
-	}
-	return nil
-}
-
-// cloneCheckpoint returns a deep copy of cp.
-func cloneCheckpoint(cp *Checkpoint) *Checkpoint {
-	c := *cp
-	c.Envelope.To = slices.Clone(cp.Envelope.To)
-	for i := range c.Envelope.To {
-		c.Envelope.To[i].Notify = slices.Clone(c.Envelope.To[i].Notify)
-	}
-	c.Points = slices.Clone(cp.Points)
-	return &c
-}
-
-// sortCheckpoints orders cps by Updated, then by TransID.
-func sortCheckpoints(cps []*Checkpoint) {
-	slices.SortFunc(cps, func(a, b *Checkpoint) int {
-		if c := a.Updated.Compare(b.Updated); c != 0 {
-			return c
-		}
-		return strings.Compare(a.TransID, b.TransID)
-	})
-}
 
 // parseOffset reads the octet-offset at the start of a 355 reply (RFC 1845
 // §3: the first thing on the first line, followed by white space).

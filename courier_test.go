@@ -70,10 +70,10 @@ func TestCourier_ResumesAfterACut(t *testing.T) {
 	}
 }
 
-// failingStore is a MemoryStore whose Save fails from the failSaveFrom-th
+// failingStore is a memStore whose Save fails from the failSaveFrom-th
 // call on (0: never) and whose Delete always fails when failDelete.
 type failingStore struct {
-	MemoryStore
+	memStore
 	saves        int
 	failSaveFrom int
 	failDelete   bool
@@ -86,14 +86,14 @@ func (s *failingStore) Save(ctx context.Context, cp *Checkpoint) error {
 	if s.failSaveFrom > 0 && s.saves >= s.failSaveFrom {
 		return errStoreBroken
 	}
-	return s.MemoryStore.Save(ctx, cp)
+	return s.memStore.Save(ctx, cp)
 }
 
 func (s *failingStore) Delete(ctx context.Context, transID string) error {
 	if s.failDelete {
 		return errStoreBroken
 	}
-	return s.MemoryStore.Delete(ctx, transID)
+	return s.memStore.Delete(ctx, transID)
 }
 
 // A failing CheckpointStore is reported, never silently dropped: the first
@@ -213,42 +213,6 @@ func TestCourier_ReconnectsToTheOriginalFirst(t *testing.T) {
 	assert.True(t, bytes.Equal(msg, d.Messages()[0].Data))
 	assert.Empty(t, c.Messages())
 	assert.Equal(t, 2, res.Restarts)
-}
-
-// A program that crashed mid-transfer resumes from the checkpoint it left
-// in the Store, with the same EHLO name and TRANSID (RFC 1845 §2).
-func TestCourier_ResumeFromStore(t *testing.T) {
-	msg := bigText(200 << 10)
-	srvStore := smtptest.NewCheckpointStore()
-	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpoint, Checkpoints: srvStore, ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 100000}}})
-	store, err := NewFileStore(t.TempDir())
-	require.NoError(t, err)
-	k := testCourier(nil)
-	k.Store, k.Attempts = store, 1 // "crash" after the first cut
-	_, err = k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
-	require.Error(t, err)
-	cps, err := store.List(context.Background())
-	require.NoError(t, err)
-	require.Len(t, cps, 1)
-	assert.Equal(t, "client.example", cps[0].LocalName)
-	assert.Equal(t, srv.Addr, cps[0].Server)
-	// The record says how far the data had gone: the cut came after about
-	// 100 000 octets (wire octets, a few more than canonical ones).
-	assert.Greater(t, cps[0].Sent, int64(50000))
-	assert.LessOrEqual(t, cps[0].Sent, int64(len(msg)))
-
-	k2 := testCourier(&Dialer{LocalName: "other-name.example"})
-	k2.Store = store
-	res, err := k2.Resume(context.Background(), cps[0], bytes.NewReader(msg))
-	require.NoError(t, err)
-	require.Equal(t, 1, len(srv.Messages()))
-	assert.True(t, bytes.Equal(msg, srv.Messages()[0].Data))
-	assert.Equal(t, "client.example", srv.Messages()[0].Helo, "the EHLO name kept with the TRANSID")
-	assert.NotEmpty(t, srv.Messages()[0].ResumedAt)
-	assert.Less(t, res.Transmitted, int64(len(msg)))
-	cps, err = store.List(context.Background())
-	require.NoError(t, err)
-	assert.Empty(t, cps, "the record goes once the transaction is complete")
 }
 
 // A bulk Batch with TRANSIDs never sends the next MAIL before the final

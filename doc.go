@@ -43,9 +43,11 @@
 // (RFC 1845) it reconnects, to the same address first, and sends only what
 // the server does not hold yet, so a large message over a poor link is
 // neither lost nor delivered twice. Deliver resolves the domain's MX hosts
-// (RFC 5321 §5.1). A CheckpointStore lets another process Resume.
+// (RFC 5321 §5.1). A CheckpointStore lets another process Resume: package
+// store keeps checkpoints in files, the pgstore module in PostgreSQL.
 //
-//	k := &smtp.Courier{Dialer: d, Store: store}
+//	dir, err := store.OpenDir("/var/spool/app/checkpoints")
+//	k := &smtp.Courier{Dialer: d, Store: dir}
 //	res, err := k.Deliver(ctx, "example.net", env, body)
 //
 // # Errors

@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,4 +135,51 @@ func testClientTLSConfig(t testing.TB) *tls.Config {
 		t.Fatal(err)
 	}
 	return client
+}
+
+// memStore is the simplest CheckpointStore, for the Courier's tests: the
+// stores of package store import this package, so its tests cannot use
+// them (store/dir_test.go runs the Courier on a real Dir).
+type memStore struct {
+	mu sync.Mutex
+	m  map[string]Checkpoint
+}
+
+func (s *memStore) Save(_ context.Context, cp *Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]Checkpoint)
+	}
+	c := *cp
+	c.Points = slices.Clone(cp.Points)
+	s.m[cp.TransID] = c
+	return nil
+}
+
+func (s *memStore) Load(_ context.Context, transID string) (*Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp, ok := s.m[transID]
+	if !ok {
+		return nil, ErrNoCheckpoint
+	}
+	return &cp, nil
+}
+
+func (s *memStore) Delete(_ context.Context, transID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, transID)
+	return nil
+}
+
+func (s *memStore) List(context.Context) ([]*Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cps []*Checkpoint
+	for _, cp := range s.m {
+		cps = append(cps, &cp)
+	}
+	return cps, nil
 }

@@ -1,4 +1,4 @@
-package smtp
+package store
 
 import (
 	"context"
@@ -10,90 +10,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/resmtp/smtp"
 )
 
-var (
-	_ CheckpointStore = (*MemoryStore)(nil)
-	_ CheckpointStore = (*FileStore)(nil)
-)
-
-// A MemoryStore is a CheckpointStore in memory: its records last as long as
-// the process. It is safe for concurrent use and hands out copies, never
-// its own records. The zero MemoryStore is empty and ready to use.
-type MemoryStore struct {
-	mu sync.Mutex
-	m  map[string]*Checkpoint
-}
-
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{m: make(map[string]*Checkpoint)}
-}
-
-// Save stores a copy of cp, replacing any record with the same TransID. It
-// returns ctx's error if ctx is done, and an error if cp is nil or its
-// TransID is not a valid TRANSID.
-func (s *MemoryStore) Save(ctx context.Context, cp *Checkpoint) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := checkCheckpoint(cp); err != nil {
-		return err
-	}
-	c := cloneCheckpoint(cp)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = make(map[string]*Checkpoint)
-	}
-	s.m[c.TransID] = c
-	return nil
-}
-
-// Load returns a copy of the record for transID, or an error that matches
-// ErrNoCheckpoint if there is none, or ctx's error if ctx is done.
-func (s *MemoryStore) Load(ctx context.Context, transID string) (*Checkpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cp, ok := s.m[transID]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint, transID)
-	}
-	return cloneCheckpoint(cp), nil
-}
-
-// Delete removes the record for transID, if there is one. Its only error is
-// ctx's, if ctx is done.
-func (s *MemoryStore) Delete(ctx context.Context, transID string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, transID)
-	return nil
-}
-
-// List returns copies of all records, oldest Updated first (ties in
-// TransID order). Its only error is ctx's, if ctx is done.
-func (s *MemoryStore) List(ctx context.Context) ([]*Checkpoint, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	cps := make([]*Checkpoint, 0, len(s.m))
-	for _, cp := range s.m {
-		cps = append(cps, cloneCheckpoint(cp))
-	}
-	s.mu.Unlock()
-	sortCheckpoints(cps)
-	return cps, nil
-}
+var _ smtp.CheckpointStore = (*Dir)(nil)
 
 const (
 	// checkpointFilePrefix and checkpointFileSuffix frame the hex-encoded
@@ -104,7 +26,7 @@ const (
 	// Save, which os.CreateTemp completes with checkpointTempPattern.
 	checkpointTempPrefix  = ".tmp-cp-"
 	checkpointTempPattern = checkpointTempPrefix + "*"
-	// staleTempAge is how old a temporary file must be before NewFileStore
+	// staleTempAge is how old a temporary file must be before OpenDir
 	// takes it for the remains of a crashed Save and removes it; a younger
 	// one may belong to a Save in progress.
 	staleTempAge = time.Minute
@@ -115,18 +37,18 @@ const (
 // checkpointFile is the content of a record's file. The resume points are
 // pairs [canonical, source], which keeps a long list compact.
 type checkpointFile struct {
-	Version   int        `json:"version"`
-	TransID   string     `json:"transid"`
-	LocalName string     `json:"local_name"`
-	Server    string     `json:"server"`
-	Envelope  Envelope   `json:"envelope"`
-	Size      int64      `json:"size"`
-	Sent      int64      `json:"sent"`
-	Points    [][2]int64 `json:"points"`
-	Updated   time.Time  `json:"updated"`
+	Version   int           `json:"version"`
+	TransID   string        `json:"transid"`
+	LocalName string        `json:"local_name"`
+	Server    string        `json:"server"`
+	Envelope  smtp.Envelope `json:"envelope"`
+	Size      int64         `json:"size"`
+	Sent      int64         `json:"sent"`
+	Points    [][2]int64    `json:"points"`
+	Updated   time.Time     `json:"updated"`
 }
 
-func toCheckpointFile(cp *Checkpoint) *checkpointFile {
+func toCheckpointFile(cp *smtp.Checkpoint) *checkpointFile {
 	f := &checkpointFile{
 		Version:   checkpointFileVersion,
 		TransID:   cp.TransID,
@@ -146,8 +68,8 @@ func toCheckpointFile(cp *Checkpoint) *checkpointFile {
 	return f
 }
 
-func (f *checkpointFile) checkpoint() *Checkpoint {
-	cp := &Checkpoint{
+func (f *checkpointFile) checkpoint() *smtp.Checkpoint {
+	cp := &smtp.Checkpoint{
 		TransID:   f.TransID,
 		LocalName: f.LocalName,
 		Server:    f.Server,
@@ -157,17 +79,17 @@ func (f *checkpointFile) checkpoint() *Checkpoint {
 		Updated:   f.Updated,
 	}
 	if f.Points != nil {
-		cp.Points = make([]ResumePoint, len(f.Points))
+		cp.Points = make([]smtp.ResumePoint, len(f.Points))
 		for i, p := range f.Points {
-			cp.Points[i] = ResumePoint{Canonical: p[0], Source: p[1]}
+			cp.Points[i] = smtp.ResumePoint{Canonical: p[0], Source: p[1]}
 		}
 	}
 	return cp
 }
 
-// A FileStore is a CheckpointStore that keeps each record in its own JSON
+// A Dir is a CheckpointStore that keeps each record in its own JSON
 // file in a directory, so that records outlive the process: a client that
-// crashes finds them again with a new FileStore on the same directory.
+// crashes finds them again with a new Dir on the same directory.
 //
 // A record's file is named "cp-" and the TRANSID in lower-case hex, then
 // ".json", since a TRANSID may hold characters that are unsafe in file
@@ -177,26 +99,26 @@ func (f *checkpointFile) checkpoint() *Checkpoint {
 // leaves either the old record or the new one, never a mix. Files are
 // created with mode 0600, since envelopes hold addresses.
 //
-// A FileStore is safe for concurrent use within a process. Files in the
+// A Dir is safe for concurrent use within a process. Files in the
 // directory that are not records are ignored.
-type FileStore struct {
+type Dir struct {
 	dir string
 }
 
-// NewFileStore returns a FileStore that keeps its records in dir, creating
+// OpenDir returns a Dir that keeps its records in dir, creating
 // dir (mode 0700) if it does not exist. It removes temporary files left
 // there by Saves that crashed more than a minute ago. It returns an error if
 // dir cannot be created or read.
-func NewFileStore(dir string) (*FileStore, error) {
+func OpenDir(dir string) (*Dir, error) {
 	if dir == "" {
-		return nil, errors.New("smtp: empty checkpoint directory name")
+		return nil, errors.New("store: empty checkpoint directory name")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("smtp: checkpoint directory: %w", err)
+		return nil, fmt.Errorf("store: checkpoint directory: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("smtp: checkpoint directory: %w", err)
+		return nil, fmt.Errorf("store: checkpoint directory: %w", err)
 	}
 	for _, e := range ents {
 		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), checkpointTempPrefix) {
@@ -206,11 +128,11 @@ func NewFileStore(dir string) (*FileStore, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &FileStore{dir: dir}, nil
+	return &Dir{dir: dir}, nil
 }
 
 // path returns the name of the file for transID.
-func (s *FileStore) path(transID string) string {
+func (s *Dir) path(transID string) string {
 	return filepath.Join(s.dir, checkpointFilePrefix+hex.EncodeToString([]byte(transID))+checkpointFileSuffix)
 }
 
@@ -226,7 +148,7 @@ func transIDFromName(name string) (string, bool) {
 		return "", false
 	}
 	b, err := hex.DecodeString(h)
-	if err != nil || ValidateTransID(string(b)) != nil {
+	if err != nil || smtp.ValidateTransID(string(b)) != nil {
 		return "", false
 	}
 	return string(b), true
@@ -237,7 +159,7 @@ func transIDFromName(name string) (string, bool) {
 // crash. It returns ctx's error if ctx is done, an error if cp is nil or
 // its TransID is not a valid TRANSID, and any error from the file system,
 // in which case the previous record, if any, is left as it was.
-func (s *FileStore) Save(ctx context.Context, cp *Checkpoint) error {
+func (s *Dir) Save(ctx context.Context, cp *smtp.Checkpoint) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -246,12 +168,12 @@ func (s *FileStore) Save(ctx context.Context, cp *Checkpoint) error {
 	}
 	data, err := json.Marshal(toCheckpointFile(cp))
 	if err != nil {
-		return fmt.Errorf("smtp: encoding checkpoint %s: %w", cp.TransID, err)
+		return fmt.Errorf("store: encoding checkpoint %s: %w", cp.TransID, err)
 	}
 	data = append(data, '\n')
 	target := s.path(cp.TransID)
 	if err := writeFileAtomic(s.dir, target, data); err != nil {
-		return fmt.Errorf("smtp: saving checkpoint %s: %w", cp.TransID, err)
+		return fmt.Errorf("store: saving checkpoint %s: %w", cp.TransID, err)
 	}
 	return nil
 }
@@ -303,40 +225,40 @@ func syncDir(dir string) error {
 }
 
 // Load reads the record for transID. It returns an error that matches
-// ErrNoCheckpoint if there is none, ctx's error if ctx is done, and an
+// smtp.ErrNoCheckpoint if there is none, ctx's error if ctx is done, and an
 // error naming the file if the file cannot be read or does not hold a
 // record for transID.
-func (s *FileStore) Load(ctx context.Context, transID string) (*Checkpoint, error) {
+func (s *Dir) Load(ctx context.Context, transID string) (*smtp.Checkpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if ValidateTransID(transID) != nil {
+	if smtp.ValidateTransID(transID) != nil {
 		// Save never stores one, and it may not make a file name.
-		return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint, transID)
+		return nil, fmt.Errorf("%w: %q", smtp.ErrNoCheckpoint, transID)
 	}
 	cp, err := readCheckpointFile(s.path(transID), transID)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint, transID)
+		return nil, fmt.Errorf("%w: %q", smtp.ErrNoCheckpoint, transID)
 	}
 	return cp, err
 }
 
 // readCheckpointFile reads and checks the record in the file at path, which
 // should be for transID.
-func readCheckpointFile(path, transID string) (*Checkpoint, error) {
+func readCheckpointFile(path, transID string) (*smtp.Checkpoint, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("smtp: reading checkpoint: %w", err)
+		return nil, fmt.Errorf("store: reading checkpoint: %w", err)
 	}
 	var rec checkpointFile
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("smtp: corrupt checkpoint file %s: %w", path, err)
+		return nil, fmt.Errorf("store: corrupt checkpoint file %s: %w", path, err)
 	}
 	switch {
 	case rec.Version != checkpointFileVersion:
-		return nil, fmt.Errorf("smtp: checkpoint file %s: unsupported version %d", path, rec.Version)
+		return nil, fmt.Errorf("store: checkpoint file %s: unsupported version %d", path, rec.Version)
 	case rec.TransID != transID:
-		return nil, fmt.Errorf("smtp: corrupt checkpoint file %s: holds TRANSID %q, not %q", path, rec.TransID, transID)
+		return nil, fmt.Errorf("store: corrupt checkpoint file %s: holds TRANSID %q, not %q", path, rec.TransID, transID)
 	}
 	return rec.checkpoint(), nil
 }
@@ -344,11 +266,11 @@ func readCheckpointFile(path, transID string) (*Checkpoint, error) {
 // Delete removes the record for transID, if there is one, durably. It
 // returns ctx's error if ctx is done, and any error from the file system
 // other than the file's absence.
-func (s *FileStore) Delete(ctx context.Context, transID string) error {
+func (s *Dir) Delete(ctx context.Context, transID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if ValidateTransID(transID) != nil {
+	if smtp.ValidateTransID(transID) != nil {
 		return nil
 	}
 	err := os.Remove(s.path(transID))
@@ -359,7 +281,7 @@ func (s *FileStore) Delete(ctx context.Context, transID string) error {
 		err = syncDir(s.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("smtp: deleting checkpoint %s: %w", transID, err)
+		return fmt.Errorf("store: deleting checkpoint %s: %w", transID, err)
 	}
 	return nil
 }
@@ -370,15 +292,15 @@ func (s *FileStore) Delete(ctx context.Context, transID string) error {
 // cannot be read or are corrupt, List still returns the records it could
 // read, together with an error that names each bad file. It returns ctx's
 // error if ctx is done and an error if the directory cannot be read.
-func (s *FileStore) List(ctx context.Context) ([]*Checkpoint, error) {
+func (s *Dir) List(ctx context.Context) ([]*smtp.Checkpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("smtp: listing checkpoints: %w", err)
+		return nil, fmt.Errorf("store: listing checkpoints: %w", err)
 	}
-	var cps []*Checkpoint
+	var cps []*smtp.Checkpoint
 	var errs []error
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
