@@ -9,13 +9,13 @@ import (
 
 // Default sizes for sending.
 const (
-	// DefaultChunkSize is the BDAT chunk size (RFC 3030).
-	DefaultChunkSize = 1 << 20
-	// DefaultMaxInFlight is how many transactions a Batch keeps in flight
+	// defaultChunkSize is the BDAT chunk size (RFC 3030).
+	defaultChunkSize = 1 << 20
+	// defaultMaxInFlight is how many transactions a Batch keeps in flight
 	// with CHUNKING and PIPELINING.
-	DefaultMaxInFlight = 64
-	// DefaultMaxInFlightOctets bounds the message octets in flight.
-	DefaultMaxInFlightOctets = 16 << 20
+	defaultMaxInFlight = 64
+	// defaultMaxInFlightOctets bounds the message octets in flight.
+	defaultMaxInFlightOctets = 16 << 20
 )
 
 // A Batch sends many messages over one connection, pipelined (RFC 2920)

@@ -155,15 +155,15 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 	c := &Client{clientConfig: *cfg, serverName: host, localName: localName, trace: cfg.trace, raw: conn}
 	c.timeouts = cfg.timeouts.withDefaults()
 	if c.chunkSize <= 0 {
-		c.chunkSize = DefaultChunkSize
+		c.chunkSize = defaultChunkSize
 	}
 	if c.window <= 0 {
-		c.window = DefaultMaxInFlight
+		c.window = defaultMaxInFlight
 	}
 	if c.windowOctets <= 0 {
-		c.windowOctets = DefaultMaxInFlightOctets
+		c.windowOctets = defaultMaxInFlightOctets
 	}
-	c.rr.maxLine, c.rr.maxReply = DefaultMaxLineLength, DefaultMaxReplySize
+	c.rr.maxLine, c.rr.maxReply = defaultMaxLineLength, defaultMaxReplySize
 	if cfg.maxLineLength > 0 {
 		c.rr.maxLine = max(cfg.maxLineLength, minMaxLineLength)
 	}

@@ -10,17 +10,17 @@ import (
 
 // Defaults for a Courier.
 const (
-	// DefaultRetryDelay is the least wait before reconnecting after a
+	// defaultRetryDelay is the least wait before reconnecting after a
 	// broken connection: RFC 1123 §5.3.1.1's "at least 30 minutes", which
 	// also leaves the server time to notice the broken connection and
 	// release the transaction (RFC 1845 §3). Set Courier.RetryDelay lower
 	// for links you know.
-	DefaultRetryDelay = 30 * time.Minute
-	// DefaultAttempts is how many connections a Courier tries in all.
-	DefaultAttempts = 5
-	// DefaultSpoolMemory is how much of a non-seekable message a Courier
+	defaultRetryDelay = 30 * time.Minute
+	// defaultAttempts is how many connections a Courier tries in all.
+	defaultAttempts = 5
+	// defaultSpoolMemory is how much of a non-seekable message a Courier
 	// keeps in memory before spooling the rest to a temporary file.
-	DefaultSpoolMemory = 8 << 20
+	defaultSpoolMemory = 8 << 20
 )
 
 // A Courier sends one message at a time and sees it through broken
@@ -58,17 +58,17 @@ type Courier struct {
 	// Resolver finds the servers of a domain for Deliver; nil means a zero
 	// Resolver.
 	Resolver *Resolver
-	// RetryDelay is the least wait before reconnecting; zero means
-	// DefaultRetryDelay. The context's deadline bounds it.
+	// RetryDelay is the least wait before reconnecting; zero means 30
+	// minutes (RFC 5321 §4.5.4.1). The context's deadline bounds it.
 	RetryDelay time.Duration
 	// Attempts bounds the connections tried for one message, the first
-	// included; zero means DefaultAttempts.
+	// included; zero means 5.
 	Attempts int
 	// Store keeps the checkpoint of each transaction in flight, so that a
 	// program that crashed can Resume it; nil keeps them in memory only.
 	Store CheckpointStore
 	// SpoolMemory and SpoolDir say where a non-seekable message is kept
-	// for restarts; zero and "" mean DefaultSpoolMemory and os.TempDir().
+	// for restarts; zero and "" mean 8 MiB and os.TempDir().
 	SpoolMemory int64
 	SpoolDir    string
 }
@@ -136,7 +136,7 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 	defer r.m.close()
 	attempts := k.Attempts
 	if attempts <= 0 {
-		attempts = DefaultAttempts
+		attempts = defaultAttempts
 	}
 	var lastErr error
 	for n := 0; n < attempts; {
@@ -196,7 +196,7 @@ func (k *Courier) newRun(ctx context.Context, env *Envelope, msg io.Reader, cp *
 	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp, trace: ContextClientTrace(ctx).compose(d.Trace)}
 	mem := k.SpoolMemory
 	if mem <= 0 {
-		mem = DefaultSpoolMemory
+		mem = defaultSpoolMemory
 	}
 	if err := r.m.makeResumable(mem, k.SpoolDir); err != nil {
 		return nil, nil, err
@@ -227,7 +227,7 @@ func (r *courierRun) attemptFailed(addr string, err error) {
 func (k *Courier) wait(ctx context.Context) error {
 	d := k.RetryDelay
 	if d <= 0 {
-		d = DefaultRetryDelay
+		d = defaultRetryDelay
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

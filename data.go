@@ -112,7 +112,7 @@ func (c *Client) data(ctx context.Context, line string, compat bool) (*DataWrite
 		return nil, end(err)
 	}
 	c.startText()
-	w := &DataWriter{c: c, end: end, compat: compat, next: ProgressInterval}
+	w := &DataWriter{c: c, end: end, compat: compat, next: progressInterval}
 	c.openData = w
 	return w, nil
 }
@@ -143,14 +143,14 @@ func (w *DataWriter) writeProgress(p []byte) (int, error) {
 	// bytes.Reader hands over the whole message at once).
 	n := 0
 	for n < len(p) {
-		m, err := c.writeText(p[n:min(len(p), n+ProgressInterval)])
+		m, err := c.writeText(p[n:min(len(p), n+progressInterval)])
 		n += m
 		if err != nil {
 			return n, err
 		}
 		if c.dot.Count() >= w.next {
 			c.progress(c.dot.Count(), -1)
-			w.next = c.dot.Count() + ProgressInterval
+			w.next = c.dot.Count() + progressInterval
 		}
 	}
 	return n, nil

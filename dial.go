@@ -74,7 +74,7 @@ type Dialer struct {
 	Trace *ClientTrace
 
 	// MaxLineLength bounds one reply line, and MaxReplySize a whole reply,
-	// in octets. Zero means DefaultMaxLineLength and DefaultMaxReplySize;
+	// in octets. Zero means 16 KiB and 64 KiB;
 	// a line limit under 2 KiB is raised to 2 KiB.
 	MaxLineLength int
 	MaxReplySize  int
@@ -93,12 +93,12 @@ type Dialer struct {
 	// (RFC 3030). BINARYMIME needs CHUNKING and fails without it.
 	DisableChunking bool
 	// ChunkSize is the size of a BDAT chunk in octets; zero means
-	// DefaultChunkSize.
+	// 1 MiB.
 	ChunkSize int
 	// MaxInFlight bounds the transactions a Batch keeps in flight with
 	// CHUNKING and PIPELINING before it waits for their replies, and
 	// MaxInFlightOctets the message octets not yet acknowledged; zero
-	// means DefaultMaxInFlight and DefaultMaxInFlightOctets.
+	// means 64 and 16 MiB.
 	MaxInFlight       int
 	MaxInFlightOctets int64
 }

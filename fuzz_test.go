@@ -110,8 +110,8 @@ type fzEHLOWant struct {
 // next command; cut is where that part starts.
 func fzModelEHLO(in []byte, strict, split bool) (w fzEHLOWant, cut int) {
 	src := bytes.NewReader(in)
-	br := bufio.NewReaderSize(src, max(readBufferSize, DefaultMaxLineLength+2))
-	rr := replyReader{r: br, maxLine: DefaultMaxLineLength, maxReply: DefaultMaxReplySize}
+	br := bufio.NewReaderSize(src, max(readBufferSize, defaultMaxLineLength+2))
+	rr := replyReader{r: br, maxLine: defaultMaxLineLength, maxReply: defaultMaxReplySize}
 	var rep Reply
 	if err := rr.read(&rep); err != nil {
 		return fzEHLOWant{err: err}, len(in)

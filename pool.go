@@ -11,13 +11,13 @@ import (
 
 // Defaults for a Pool.
 const (
-	// DefaultMaxConns is the number of connections a Pool keeps to one
+	// defaultMaxConns is the number of connections a Pool keeps to one
 	// server address at most.
-	DefaultMaxConns = 4
-	// DefaultIdleTimeout is how long a Pool keeps an unused connection
+	defaultMaxConns = 4
+	// defaultIdleTimeout is how long a Pool keeps an unused connection
 	// open. Servers wait at least 5 minutes for the next command (RFC 5321
 	// §4.5.3.2.7); a client should not hold their resources that long.
-	DefaultIdleTimeout = time.Minute
+	defaultIdleTimeout = time.Minute
 )
 
 // ErrPoolClosed is returned by Pool.Send after Close, and to Sends waiting
@@ -67,11 +67,11 @@ type Pool struct {
 	// transaction.
 	Auth Auth
 	// MaxConns is the number of connections to one address at most: in
-	// use, idle, being dialed or being closed. Zero means DefaultMaxConns.
+	// use, idle, being dialed or being closed. Zero means 4.
 	// A Send that finds them all in use waits for one.
 	MaxConns int
 	// IdleTimeout is how long an unused connection is kept before it is
-	// closed with QUIT. Zero means DefaultIdleTimeout.
+	// closed with QUIT. Zero means a minute.
 	IdleTimeout time.Duration
 	// MaxMessagesPerConn, if positive, closes a connection with QUIT after
 	// that many Sends on it.
@@ -390,14 +390,14 @@ func (p *Pool) gone(h *poolHost) {
 
 func (p *Pool) maxConns() int {
 	if p.MaxConns <= 0 {
-		return DefaultMaxConns
+		return defaultMaxConns
 	}
 	return p.MaxConns
 }
 
 func (p *Pool) idleTimeout() time.Duration {
 	if p.IdleTimeout <= 0 {
-		return DefaultIdleTimeout
+		return defaultIdleTimeout
 	}
 	return p.IdleTimeout
 }

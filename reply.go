@@ -73,8 +73,8 @@ func (r *Reply) err() *Error {
 // RFC 4954 §4 up to 12288 for AUTH; real servers send longer, so the defaults
 // are generous but bounded.
 const (
-	DefaultMaxLineLength = 16 << 10
-	DefaultMaxReplySize  = 64 << 10
+	defaultMaxLineLength = 16 << 10
+	defaultMaxReplySize  = 64 << 10
 	minMaxLineLength     = 2 << 10
 )
 

@@ -43,7 +43,7 @@ func TestReply_Parses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep, err := readTestReply(tt.in, DefaultMaxLineLength, DefaultMaxReplySize)
+			rep, err := readTestReply(tt.in, defaultMaxLineLength, defaultMaxReplySize)
 			require.NoError(t, err)
 			assert.Equal(t, tt.code, rep.Code)
 			assert.Equal(t, tt.enhanced, rep.Enhanced)
@@ -92,7 +92,7 @@ func TestReply_RejectsMalformedAndOversized(t *testing.T) {
 }
 
 func TestReply_TextDropsEnhancedCodes(t *testing.T) {
-	rep, err := readTestReply("550-5.1.1 no such\r\n550 5.1.1 user\r\n", DefaultMaxLineLength, DefaultMaxReplySize)
+	rep, err := readTestReply("550-5.1.1 no such\r\n550 5.1.1 user\r\n", defaultMaxLineLength, defaultMaxReplySize)
 	require.NoError(t, err)
 	assert.Equal(t, "no such\nuser", rep.Text())
 	assert.Equal(t, "5.1.1 no such\n5.1.1 user", rep.Msg())

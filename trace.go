@@ -35,7 +35,7 @@ type ClientTrace struct {
 	// server holds; total is the canonical size when it is known before the
 	// end (a binary message of known length, or a message an earlier
 	// attempt sent to its end), else -1. It is called about once per
-	// ProgressInterval octets, and once with (size, size) when the whole
+	// 64 KiB, and once with (size, size) when the whole
 	// message is written.
 	DataProgress func(written, total int64)
 
@@ -70,8 +70,8 @@ type ClientTrace struct {
 	StoreFailed func(op, transID string, err error)
 }
 
-// ProgressInterval is the number of octets between two DataProgress calls.
-const ProgressInterval = 64 << 10
+// progressInterval is the number of octets between two DataProgress calls.
+const progressInterval = 64 << 10
 
 const redacted = "<redacted>"
 

@@ -27,10 +27,10 @@ const (
 	transIDLocalLen = transIDTimeLen + 1 + (transIDRandBytes*8+4)/5
 )
 
-// MaxTransIDDomainLen is the longest client domain NewTransID accepts (43):
+// maxTransIDDomainLen is the longest client domain NewTransID accepts (43):
 // what MaxTransIDLen leaves after the brackets, the "@" and the generated
 // transid-local.
-const MaxTransIDDomainLen = MaxTransIDLen - len("<@>") - transIDLocalLen
+const maxTransIDDomainLen = MaxTransIDLen - len("<@>") - transIDLocalLen
 
 // transIDEncoding spells the random bits of a generated TRANSID: lower-case
 // base32 ("0"-"9", "a"-"v"), all of them transid-atom characters.
@@ -77,7 +77,7 @@ func (e *TransIDError) Error() string {
 // domain goes into the TRANSID as it is, and RFC 1845 §3 wants a domain
 // name that identifies the client; it is usually the EHLO name. It must be
 // a valid transid-domain: ASCII atoms separated by single dots, without
-// SPACE, controls or the MIME tspecials, and at most MaxTransIDDomainLen
+// SPACE, controls or the MIME tspecials, and at most 43
 // octets so that the TRANSID fits in MaxTransIDLen. Anything else,
 // including an address literal such as "[192.0.2.1]" (its brackets are
 // tspecials), an internationalized name not in A-label form, or a name with
@@ -133,9 +133,9 @@ func validateTransIDDomain(domain string) error {
 	if idx, reason := checkTransIDToken(domain, 0, "domain", false); reason != "" {
 		return &TransIDError{Value: domain, Index: idx, Reason: reason, Domain: true}
 	}
-	if len(domain) > MaxTransIDDomainLen {
+	if len(domain) > maxTransIDDomainLen {
 		return &TransIDError{Value: domain, Index: -1, Domain: true,
-			Reason: fmt.Sprintf("%d octets, longer than the %d that fit in a TRANSID of %d characters", len(domain), MaxTransIDDomainLen, MaxTransIDLen)}
+			Reason: fmt.Sprintf("%d octets, longer than the %d that fit in a TRANSID of %d characters", len(domain), maxTransIDDomainLen, MaxTransIDLen)}
 	}
 	return nil
 }
@@ -245,7 +245,7 @@ func transIDDomain(localName string) string {
 	if strings.HasPrefix(localName, "[") {
 		return "localhost"
 	}
-	for len(localName) > MaxTransIDDomainLen {
+	for len(localName) > maxTransIDDomainLen {
 		_, rest, ok := strings.Cut(localName, ".")
 		if !ok {
 			return "localhost"

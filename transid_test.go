@@ -162,8 +162,8 @@ func TestNewTransIDDeterministic(t *testing.T) {
 }
 
 func TestNewTransIDDomain(t *testing.T) {
-	long := strings.Repeat("d", MaxTransIDDomainLen)
-	require.Equal(t, 43, MaxTransIDDomainLen)
+	long := strings.Repeat("d", maxTransIDDomainLen)
+	require.Equal(t, 43, maxTransIDDomainLen)
 	for _, d := range []string{"localhost", "ymir.claremont.edu", "a", "Mixed.Case.Example", "xn--bcher-kva.example", long, "a_b-c.d"} {
 		id, err := NewTransID(d)
 		require.NoError(t, err, d)
@@ -261,7 +261,7 @@ func FuzzTransID(f *testing.F) {
 
 		// v as the client domain of a new TRANSID.
 		id, err := newTransID(v, time.Unix(0, int64(len(v))), bytes.NewReader(zero))
-		wantDom := len(v) <= MaxTransIDDomainLen && transIDDomRef.MatchString(v)
+		wantDom := len(v) <= maxTransIDDomainLen && transIDDomRef.MatchString(v)
 		if wantDom != (err == nil) {
 			t.Fatalf("newTransID(%q) = %q, %v; reference says valid=%v", v, id, err, wantDom)
 		}
