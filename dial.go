@@ -10,14 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/net/proxy"
 )
-
-// A ContextDialer opens network connections. *net.Dialer implements it, and
-// so does the SOCKS5 dialer returned by golang.org/x/net/proxy.SOCKS5 (as
-// proxy.ContextDialer).
-type ContextDialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
 
 // TLSPolicy says what a Dialer does about STARTTLS (RFC 3207).
 type TLSPolicy int
@@ -55,9 +49,10 @@ type Dialer struct {
 	// a context deadline that comes sooner wins. See Timeouts.
 	Timeouts Timeouts
 
-	// NetDialer opens the connection; nil means a *net.Dialer. Plug a
-	// golang.org/x/net/proxy SOCKS5 dialer in here.
-	NetDialer ContextDialer
+	// NetDialer opens the connection; nil means a *net.Dialer. Anything
+	// with a DialContext method fits, such as the SOCKS5 dialer of
+	// golang.org/x/net/proxy (proxy.SOCKS5 returns a proxy.ContextDialer).
+	NetDialer proxy.ContextDialer
 
 	// TLSConfig is used for implicit TLS and STARTTLS. If nil, or if its
 	// ServerName is empty, the host part of the address is the server name.
