@@ -84,11 +84,15 @@ type Envelope struct {
 	// RequireTLS sends the REQUIRETLS parameter (RFC 8689); it needs the
 	// extension and a TLS connection.
 	RequireTLS bool
-	// Verb starts the transaction: "" or MailMAIL for MAIL, or MailSEND,
-	// MailSOML, MailSAML (RFC 821 §3.4: deliver to terminals, or mail or
-	// terminal, or both). The historic verbs carry no MAIL parameters:
-	// with one of them, any parameter asked for is an error.
-	Verb MailVerb
+	// Verb is the command that starts the transaction: "" or "MAIL", or
+	// one of RFC 821's "sending" commands (§3.4), "SEND" (deliver to the
+	// recipients' terminals), "SOML" (terminal or mailbox) or "SAML"
+	// (both), for a server that still offers them (RFC 5321 F.6 says
+	// clients SHOULD NOT). These are sent without looking at the EHLO
+	// reply, carry no MAIL parameters (any parameter asked for with one is
+	// an error), and a server without them answers 500 or 502. Any other
+	// value is an error.
+	Verb string
 	// TransID is the RFC 1845 TRANSID, with its angle brackets (see
 	// NewTransID); it needs CHECKPOINT. A Courier sets it. A Batch never
 	// sends anything that would end the server's hold on the transaction
@@ -144,13 +148,13 @@ func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error
 		return nil, err
 	}
 	switch env.Verb {
-	case "", MailMAIL:
-	case MailSEND, MailSOML, MailSAML:
+	case "", "MAIL":
+	case "SEND", "SOML", "SAML":
 		return historicLines(env, utf8)
 	default:
 		return nil, fmt.Errorf("smtp: invalid transaction verb %q", env.Verb)
 	}
-	l := &envelopeLines{verb: string(MailMAIL)}
+	l := &envelopeLines{verb: "MAIL"}
 	if l.mail, err = c.mailCommand(env, size, utf8); err != nil {
 		return nil, err
 	}
@@ -197,7 +201,7 @@ func historicLines(env *Envelope, utf8 bool) (*envelopeLines, error) {
 		// parameter.
 		return nil, fmt.Errorf("smtp: %s FROM cannot carry a non-ASCII address", env.Verb)
 	}
-	l := &envelopeLines{verb: string(env.Verb), mail: string(env.Verb) + " FROM:<" + env.From + ">"}
+	l := &envelopeLines{verb: env.Verb, mail: env.Verb + " FROM:<" + env.From + ">"}
 	for _, r := range env.To {
 		if len(r.Notify) > 0 || r.ORCPT != "" {
 			return nil, fmt.Errorf("smtp: %s FROM takes no RCPT parameters (NOTIFY, ORCPT)", env.Verb)

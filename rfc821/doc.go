@@ -1,8 +1,7 @@
 // Package rfc821 speaks the historic commands of RFC 821 and RFC 772 that
 // RFC 5321 dropped or deprecated, over an *smtp.Client:
 //
-//   - SEND, SOML and SAML in place of MAIL (RFC 821 §3.4): SendFrom,
-//     SomlFrom, SamlFrom, StartMail;
+//   - SEND, SOML and SAML in place of MAIL (RFC 821 §3.4): StartMail;
 //   - TURN (RFC 821 §3.8), after which the client receives mail on the same
 //     connection: Turn, Receiver, TurnHandler;
 //   - MRSQ and MRCP (RFC 772), one message text for several recipients:

@@ -8,13 +8,20 @@ import (
 	"github.com/resmtp/smtp"
 )
 
-// StartMail begins a mail transaction with verb: "<verb> FROM:<from>",
+// StartMail begins a mail transaction with verb, "MAIL", "SEND", "SOML" or
+// "SAML" (RFC 821 §3.4): "<verb> FROM:<from>",
 // followed, as after Client.MailContext, by RcptContext calls and
 // DataContext. The reverse-path is given without angle brackets, and may be
 // a source route ("@A,@B:joe@C", see smtp.Path); "" sends the null
 // reverse-path "<>".
 //
-// SEND, SOML and SAML (RFC 821 §3.4) are sent when the caller asks, without
+// SEND delivers to the recipients' terminals, and a recipient who is not
+// active or not accepting terminal messages is refused with 450 to RCPT;
+// SOML (Send Or MaiL) to the terminal of each active recipient and the
+// mailbox of the others; SAML (Send And MaiL) to every mailbox and the
+// terminal of each active recipient.
+//
+// SEND, SOML and SAML are sent when the caller asks, without
 // looking at the EHLO reply (an RFC 821 server has none): a server that
 // does not implement them answers 500 or 502. RFC 5321 F.6 says clients
 // SHOULD NOT offer them as services. They carry no parameters (RFC 1869
@@ -22,7 +29,7 @@ import (
 // anywhere in a group (RFC 2920 §3.1), and Client.Send does when
 // Envelope.Verb asks.
 //
-// StartMail with smtp.MailMAIL is Client.MailContext: it adds the
+// StartMail with "MAIL" is Client.MailContext: it adds the
 // BODY=8BITMIME and SMTPUTF8 parameters as net/smtp does.
 //
 // StartMail returns an error for an unknown verb and smtp.ErrCRLF,
@@ -30,48 +37,26 @@ import (
 // before anything is sent; an *smtp.Error unless the server answers 250
 // (RFC 821 §4.3: 552, 451, 452, 500, 501, 502, 421); and an I/O, protocol
 // or context error, which leaves the Client unusable.
-func StartMail(ctx context.Context, c *smtp.Client, verb smtp.MailVerb, from string) error {
+func StartMail(ctx context.Context, c *smtp.Client, verb, from string) error {
 	switch verb {
-	case smtp.MailMAIL:
+	case "MAIL":
 		if err := checkAddress(from); err != nil {
 			return err
 		}
 		return c.MailContext(ctx, from)
-	case smtp.MailSEND, smtp.MailSOML, smtp.MailSAML:
+	case "SEND", "SOML", "SAML":
 	default:
-		return fmt.Errorf("rfc821: unknown mail verb %q", string(verb))
+		return fmt.Errorf("rfc821: unknown mail verb %q", verb)
 	}
 	if err := checkAddress(from); err != nil {
 		return err
 	}
 	p := c.Pipeline()
-	x := p.Cmd(250, "%s FROM:<%s>", string(verb), from)
+	x := p.Cmd(250, "%s FROM:<%s>", verb, from)
 	if err := p.Exec(ctx); err != nil {
 		return err
 	}
 	return x.Err
-}
-
-// SendFrom begins a transaction with "SEND FROM:<from>": the message goes
-// to the recipients' terminals (RFC 821 §3.4); a recipient who is not
-// active or not accepting terminal messages is refused with 450 to RCPT.
-// See StartMail, also for the errors.
-func SendFrom(ctx context.Context, c *smtp.Client, from string) error {
-	return StartMail(ctx, c, smtp.MailSEND, from)
-}
-
-// SomlFrom begins a transaction with "SOML FROM:<from>" (Send Or MaiL):
-// each recipient's terminal if active, else the mailbox (RFC 821 §3.4).
-// See StartMail, also for the errors.
-func SomlFrom(ctx context.Context, c *smtp.Client, from string) error {
-	return StartMail(ctx, c, smtp.MailSOML, from)
-}
-
-// SamlFrom begins a transaction with "SAML FROM:<from>" (Send And MaiL):
-// every mailbox, and the terminal of each active recipient (RFC 821 §3.4).
-// See StartMail, also for the errors.
-func SamlFrom(ctx context.Context, c *smtp.Client, from string) error {
-	return StartMail(ctx, c, smtp.MailSAML, from)
 }
 
 // checkAddress checks an address to be sent in angle brackets, as package

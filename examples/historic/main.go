@@ -133,7 +133,7 @@ func saml(ctx context.Context, out io.Writer, c *smtp.Client) error {
 		return err
 	}
 	fmt.Fprintf(out, "  -- route %v, mailbox %s\n", route.Route, route.Mailbox)
-	if err := rfc821.SamlFrom(ctx, c, ""); err != nil {
+	if err := rfc821.StartMail(ctx, c, "SAML", ""); err != nil {
 		return err
 	}
 	if err := c.RcptContext(ctx, route.Addr()); err != nil {

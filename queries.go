@@ -8,41 +8,11 @@ import (
 	"github.com/resmtp/smtp/internal/pathscan"
 )
 
-// This file holds the commands RFC 821 defined besides the core ones that
-// the Client still speaks: the verbs SEND, SOML and SAML (RFC 821 §3.4) for
-// an Envelope, EXPN (§3.3) and HELP (§4.1.1). Source routes are in path.go.
-// The rfc821 package has the rest, built on the Client's public API: SEND,
-// SOML and SAML as calls of their own, TURN, and RFC 772's MRSQ/MRCP.
-
-// A MailVerb is the command that begins a mail transaction (RFC 821 §3.4):
-// MAIL delivers to mailboxes; SEND, SOML and SAML are RFC 821's "sending"
-// variants, which deliver to the recipients' terminals.
-//
-// RFC 5321 F.6 says clients SHOULD NOT offer SEND, SOML and SAML as
-// services and servers that implement them list them in their EHLO reply;
-// they are here so that the library can speak to a server that still does.
-// They are sent when the caller asks, without looking at the EHLO reply (an
-// RFC 821 server has none): a server that does not implement them answers
-// 500 or 502. Envelope.Verb chooses the verb for Send and a Batch, and a
-// Pipeline may send any of them; the rfc821 package's StartMail, SendFrom,
-// SomlFrom and SamlFrom begin a transaction with one, as MailContext does
-// with MAIL.
-type MailVerb string
-
-const (
-	// MailMAIL delivers to the recipients' mailboxes.
-	MailMAIL MailVerb = "MAIL"
-	// MailSEND delivers to the recipients' terminals; it fails for a
-	// recipient who is not active or not accepting terminal messages (a
-	// 450 to RCPT, RFC 821 §3.4).
-	MailSEND MailVerb = "SEND"
-	// MailSOML (Send Or MaiL) delivers to the terminal of each recipient
-	// who is active, and to the mailbox of the others.
-	MailSOML MailVerb = "SOML"
-	// MailSAML (Send And MaiL) delivers to every recipient's mailbox, and
-	// to the terminal of those who are active.
-	MailSAML MailVerb = "SAML"
-)
+// This file holds the two questions a client may ask the server besides
+// VRFY (Client.Verify): EXPN (RFC 821 §3.3, RFC 5321 §3.5) and HELP (RFC
+// 821 §4.1.1, RFC 5321 §4.1.1.8). Source routes are in path.go, and the
+// historic commands RFC 5321 dropped (SEND, SOML and SAML as calls of their
+// own, TURN, RFC 772's MRSQ/MRCP) in package rfc821.
 
 // Expand asks the server for the members of a mailing list with EXPN
 // (RFC 821 §3.3, RFC 5321 §3.5) and returns their addresses, one per line
