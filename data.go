@@ -12,7 +12,7 @@ import (
 // The data phase: the message text after DATA's 354 (dot-stuffed, ended by
 // "."), or as BDAT chunks (RFC 3030). Every way of sending goes through
 // here: Data's writer, Send and Batch, the Courier, SendMail and
-// DataCommand's writer (the rfc821 package's MRSQ text).
+// Pipeline.Data's writer (the rfc821 package's MRSQ text).
 //
 // Progress has one definition for all of them (ClientTrace.DataProgress):
 // written counts canonical octets (RFC 1845 §3: CRLF line ends, before
@@ -23,7 +23,7 @@ import (
 // message is written the last call is (size, size).
 
 // A DataWriter writes the text of a data phase: the message after DATA's
-// 354, or the text after any other command answered 354 (DataCommand). It
+// 354, or the text after any other command answered 354 (Pipeline.Data). It
 // converts the text to canonical form and dot-stuffs it (see DotWriter)
 // into the Client's buffered connection, and its Close sends the final "."
 // and reads the reply to it. Data and DataContext return one as an
@@ -58,46 +58,15 @@ func (c *Client) Data() (io.WriteCloser, error) {
 
 // DataContext is Data bounded by ctx: the context bounds the whole data
 // phase, up to and including the returned writer's Close. It and the
-// writer return an *Error for a refusal. It is DataCommand(ctx, "DATA"),
-// except that it sends no hello first, as Data does not.
+// writer return an *Error for a refusal. It is Pipeline.Data(ctx, "DATA")
+// on an empty Pipeline, except that it sends no hello first, as Data does
+// not.
 func (c *Client) DataContext(ctx context.Context) (io.WriteCloser, error) {
 	w, err := c.data(ctx, "DATA", false)
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
-}
-
-// DataCommand sends line, a command whose 354 reply starts a data phase,
-// and returns the writer for the text that follows, as DataContext does for
-// DATA. It is for the commands of extensions and historic protocols that
-// carry text after 354, such as RFC 772's "MAIL FROM:<x>" under MRSQ T
-// (the rfc821 package). The hello is sent first if it has not been.
-//
-// The context bounds the whole data phase, up to and including the
-// writer's Close; the reply to line is awaited as long as the Client's
-// Timeouts say for its verb (Mail for MAIL, DataInit for DATA, Command for
-// any other). The writer dot-stuffs the text and reports progress
-// (ClientTrace.DataProgress) as DATA's does; its Close sends the final "."
-// and returns an *Error unless the server answers 250.
-//
-// DataCommand returns ErrCRLF or ErrNUL for a line with CR, LF or NUL, and
-// an error for an empty one, before anything is written; the error of the
-// hello if it fails; an *Error (the error itself, not wrapped) if the
-// server answers line with anything but 354, after which the Client may go
-// on; and an I/O, protocol or context error, which leaves the Client
-// unusable.
-func (c *Client) DataCommand(ctx context.Context, line string) (*DataWriter, error) {
-	if line == "" {
-		return nil, errors.New("smtp: DataCommand needs a command line")
-	}
-	if err := validateLine(line); err != nil {
-		return nil, err
-	}
-	if err := c.hello(ctx); err != nil {
-		return nil, err
-	}
-	return c.data(ctx, line, false)
 }
 
 // data sends line, waits for its 354 and starts the text.
@@ -111,10 +80,16 @@ func (c *Client) data(ctx context.Context, line string, compat bool) (*DataWrite
 	if _, err := c.roundTrip(command{verb: verb, expect: 354, timeout: c.commandTimeout(verb)}, "%s", line); err != nil {
 		return nil, end(err)
 	}
+	return c.startData(end, compat), nil
+}
+
+// startData starts the text after a 354: the returned writer ends the call
+// that began with end at its Close.
+func (c *Client) startData(end func(error) error, compat bool) *DataWriter {
 	c.startText()
 	w := &DataWriter{c: c, end: end, compat: compat, next: progressInterval}
 	c.openData = w
-	return w, nil
+	return w
 }
 
 // Write writes p to the text, converted to canonical form and

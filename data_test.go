@@ -67,7 +67,7 @@ func TestDataProgress_SameForEveryWayOfSending(t *testing.T) {
 			_, err := testCourier(d).Send(ctx, []string{srv.Addr}, env(), strings.NewReader(msg))
 			return err
 		}},
-		{"DataCommand, RFC 772 MAIL under MRSQ T", []string{"ENHANCEDSTATUSCODES"}, "T", func(ctx context.Context, d *Dialer, srv *smtptest.Server) error {
+		{"Pipeline.Data, RFC 772 MAIL under MRSQ T", []string{"ENHANCEDSTATUSCODES"}, "T", func(ctx context.Context, d *Dialer, srv *smtptest.Server) error {
 			return sendMRSQText(ctx, dialTest(t, srv, d), "a@example.org", "b@example.com", msg)
 		}},
 	}
@@ -95,7 +95,7 @@ func TestDataProgress_SameForEveryWayOfSending(t *testing.T) {
 var _ io.Reader = onlyReader{}
 
 // sendMRSQText sends body to one recipient as RFC 772 Appendix B does, the
-// text through DataCommand: MRSQ T, "MAIL FROM:<from>" answered 354, the
+// text through Pipeline.Data: MRSQ T, "MAIL FROM:<from>" answered 354, the
 // text, then MRCP delivers it, and MRSQ resets.
 func sendMRSQText(ctx context.Context, c *Client, from, to, body string) error {
 	p := c.Pipeline()
@@ -106,7 +106,7 @@ func sendMRSQText(ctx context.Context, c *Client, from, to, body string) error {
 	if sel.Err != nil {
 		return sel.Err
 	}
-	w, err := c.DataCommand(ctx, "MAIL FROM:<"+from+">")
+	w, err := c.Pipeline().Data(ctx, "MAIL FROM:<"+from+">")
 	if err != nil {
 		return err
 	}

@@ -27,11 +27,11 @@ func selectMRSQ(t *testing.T, c *Client, scheme string) {
 	require.NoError(t, x.Err)
 }
 
-// DataCommand runs any command answered 354 through the Client's data
+// Pipeline.Data runs any command answered 354 through the Client's data
 // phase: the text is dot-stuffed on the wire and the same at the server,
 // Close returns the reply to "."; refusals are *Error values that leave
 // the Client usable; a bad line is refused before anything is written.
-func TestDataCommand(t *testing.T) {
+func TestPipelineData(t *testing.T) {
 	const text = "Subject: x\r\n\r\n.leading dot\r\n.\r\n..two\r\nend\r\n"
 	// On the wire: three stuffed dots and the ".\r\n" terminator.
 	wire := fmt.Sprintf("<data %d octets>", len(text)+3+3)
@@ -43,7 +43,7 @@ func TestDataCommand(t *testing.T) {
 	}{
 		{"a command answered 354 delivers its text, dot-stuffed", smtptest.Config{MRSQ: "T"}, func(t *testing.T, c *Client, srv *smtptest.Server) {
 			selectMRSQ(t, c, "T")
-			w, err := c.DataCommand(ctx, "MAIL FROM:<a@example.org>")
+			w, err := c.Pipeline().Data(ctx, "MAIL FROM:<a@example.org>")
 			require.NoError(t, err)
 			_, err = io.WriteString(w, text)
 			require.NoError(t, err)
@@ -62,10 +62,10 @@ func TestDataCommand(t *testing.T) {
 			assert.Equal(t, text, string(srv.Messages()[0].Data))
 			assert.Equal(t, []string{"EHLO client.example", "MRSQ T", "MAIL FROM:<a@example.org>", wire, "MRCP TO:<b@example.com>"}, srv.Commands(1))
 		}},
-		{"DATA through DataCommand is DataContext", smtptest.Config{}, func(t *testing.T, c *Client, srv *smtptest.Server) {
+		{"DATA through Pipeline.Data is DataContext", smtptest.Config{}, func(t *testing.T, c *Client, srv *smtptest.Server) {
 			require.NoError(t, c.MailContext(ctx, "a@example.org"))
 			require.NoError(t, c.RcptContext(ctx, "b@example.com"))
-			w, err := c.DataCommand(ctx, "DATA")
+			w, err := c.Pipeline().Data(ctx, "DATA")
 			require.NoError(t, err)
 			io.WriteString(w, text)
 			require.NoError(t, w.Close())
@@ -75,7 +75,7 @@ func TestDataCommand(t *testing.T) {
 			assert.Contains(t, srv.Commands(1), wire)
 		}},
 		{"a reply other than 354 is an *Error and the Client goes on", smtptest.Config{}, func(t *testing.T, c *Client, srv *smtptest.Server) {
-			w, err := c.DataCommand(ctx, "DATA") // no transaction: 503
+			w, err := c.Pipeline().Data(ctx, "DATA") // no transaction: 503
 			assert.Nil(t, w)
 			e, ok := err.(*Error)
 			require.True(t, ok, "the *Error itself: %#v", err)
@@ -84,7 +84,7 @@ func TestDataCommand(t *testing.T) {
 		}},
 		{"a refused text is an *Error from Close, with its reply", smtptest.Config{MRSQ: "T", MaxMessageSize: 10}, func(t *testing.T, c *Client, srv *smtptest.Server) {
 			selectMRSQ(t, c, "T")
-			w, err := c.DataCommand(ctx, "MAIL FROM:<a@example.org>")
+			w, err := c.Pipeline().Data(ctx, "MAIL FROM:<a@example.org>")
 			require.NoError(t, err)
 			io.WriteString(w, text)
 			err = w.Close()
@@ -97,10 +97,10 @@ func TestDataCommand(t *testing.T) {
 		}},
 		{"CR, LF, NUL or no command are refused before anything is written", smtptest.Config{MRSQ: "T"}, func(t *testing.T, c *Client, srv *smtptest.Server) {
 			for line, want := range map[string]error{"MAIL FROM:<a@b>\r\nRSET": ErrCRLF, "MAIL FROM:<a@b>\nRSET": ErrCRLF, "DATA\x00": ErrNUL} {
-				_, err := c.DataCommand(ctx, line)
+				_, err := c.Pipeline().Data(ctx, line)
 				assert.ErrorIs(t, err, want, "%q", line)
 			}
-			_, err := c.DataCommand(ctx, "")
+			_, err := c.Pipeline().Data(ctx, "")
 			assert.Error(t, err)
 			assert.Equal(t, []string{"EHLO client.example"}, srv.Commands(1), "nothing written")
 			require.NoError(t, c.NoopContext(ctx))
@@ -114,14 +114,48 @@ func TestDataCommand(t *testing.T) {
 	}
 }
 
-// DataCommand says hello first on a Client that has not, as every command
+// Pipeline.Data sends the queued commands and the data command in one
+// group with PIPELINING: MAIL, RCPT and DATA in one turnaround. A refused
+// RCPT is in its Cmd and the data phase goes on for the others.
+func TestPipelineData_AfterQueuedCommands(t *testing.T) {
+	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
+	c := dialTest(t, srv, nil)
+	ctx := context.Background()
+	before := srv.Flushes(1)
+	p := c.Pipeline()
+	mail := p.Cmd(250, "MAIL FROM:<a@example.org>")
+	ok := p.Cmd(25, "RCPT TO:<b@example.com>")
+	refused := p.Cmd(25, "RCPT TO:<reject@example.com>")
+	w, err := p.Data(ctx, "DATA")
+	require.NoError(t, err)
+	assert.Equal(t, before+1, srv.Flushes(1), "MAIL, RCPT, RCPT and DATA answered in one go")
+	require.NoError(t, mail.Err)
+	require.NoError(t, ok.Err)
+	var e *Error
+	require.ErrorAs(t, refused.Err, &e)
+	assert.Equal(t, 550, e.Code)
+	_, err = io.WriteString(w, "Subject: x\r\n\r\nhi\r\n")
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	msgs := srv.Messages()
+	require.Len(t, msgs, 1)
+	assert.Equal(t, []string{"b@example.com"}, msgs[0].To)
+
+	p = c.Pipeline()
+	p.Cmd(250, "NOOP")
+	_, err = p.Data(ctx, "DATA")
+	require.Error(t, err, "NOOP must end a group (RFC 2920 §3.1)")
+	require.NoError(t, c.NoopContext(ctx), "nothing was written")
+}
+
+// Pipeline.Data says hello first on a Client that has not, as every command
 // does on a Client from Dial.
-func TestDataCommand_SaysHelloFirst(t *testing.T) {
+func TestPipelineData_SaysHelloFirst(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{})
 	c, err := Dial(srv.Addr)
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = c.DataCommand(context.Background(), "DATA")
+	_, err = c.Pipeline().Data(context.Background(), "DATA")
 	assert.Equal(t, 503, historicCode(t, err))
 	assert.Equal(t, []string{"EHLO localhost", "DATA"}, srv.Commands(1))
 }
@@ -129,14 +163,14 @@ func TestDataCommand_SaysHelloFirst(t *testing.T) {
 // Closing the Client during a data phase ends it: the text is not
 // delivered, and the context the phase ran under no longer reaches the
 // Client.
-func TestDataCommand_CloseAbandonsTheText(t *testing.T) {
+func TestPipelineData_CloseAbandonsTheText(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{})
 	c := dialTest(t, srv, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	require.NoError(t, c.MailContext(ctx, "a@example.org"))
 	require.NoError(t, c.RcptContext(ctx, "b@example.com"))
-	w, err := c.DataCommand(ctx, "DATA")
+	w, err := c.Pipeline().Data(ctx, "DATA")
 	require.NoError(t, err)
 	io.WriteString(w, "partial\r\n")
 	require.NoError(t, c.Close())
@@ -165,18 +199,16 @@ func TestHijack_HandsOverTheConnection(t *testing.T) {
 	require.NoError(t, c.StartTLSContext(ctx, srv.ClientTLSConfig()))
 	p := c.Pipeline()
 	turn := p.Cmd(250, "TURN")
-	require.NoError(t, p.Exec(ctx))
-	require.NoError(t, turn.Err)
-
-	conn, br, err := c.Hijack()
+	conn, br, err := p.Hijack(ctx)
 	require.NoError(t, err)
+	require.NoError(t, turn.Err)
 	defer conn.Close()
 	_, isTLS := conn.(*tls.Conn)
 	assert.True(t, isTLS, "the connection in use, not the one under TLS")
 
 	// The Client is done with it; Close leaves it open.
 	assert.ErrorIs(t, c.NoopContext(ctx), ErrClosed)
-	_, _, err = c.Hijack()
+	_, _, err = c.Pipeline().Hijack(ctx)
 	assert.ErrorIs(t, err, ErrClosed, "hijacked once")
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, c.NoopContext(ctx), ErrClosed)
@@ -206,10 +238,8 @@ func TestHijack_KeepsBufferedInput(t *testing.T) {
 	c, s := dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: XSWITCH",
 		"S: 250 switching", "S: first line of the new protocol", "C: answer")
 	p := c.Pipeline()
-	sw := p.Cmd(250, "XSWITCH")
-	require.NoError(t, p.Exec(context.Background()))
-	require.NoError(t, sw.Err)
-	conn, br, err := c.Hijack()
+	p.Cmd(250, "XSWITCH")
+	conn, br, err := p.Hijack(context.Background())
 	require.NoError(t, err)
 	assert.Positive(t, br.Buffered(), "the line came in the reply's segment")
 	line, err := br.ReadString('\n')
@@ -220,6 +250,25 @@ func TestHijack_KeepsBufferedInput(t *testing.T) {
 	require.NoError(t, c.Close())
 	require.NoError(t, conn.Close())
 	assert.Equal(t, []string{"EHLO localhost", "XSWITCH", "answer"}, s.Received())
+}
+
+// A Hijack whose command the server refuses returns the refusal and leaves
+// the Client to its caller, who may go on.
+func TestHijack_RefusedCommandKeepsTheClient(t *testing.T) {
+	c, s := dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: XSWITCH",
+		"S: 502 5.5.1 not here", "C: NOOP", "S: 250 OK")
+	p := c.Pipeline()
+	sw := p.Cmd(250, "XSWITCH")
+	conn, br, err := p.Hijack(context.Background())
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 502, e.Code)
+	assert.Same(t, sw.Err, err)
+	assert.Nil(t, conn)
+	assert.Nil(t, br)
+	require.NoError(t, c.NoopContext(context.Background()))
+	require.NoError(t, c.Close())
+	assert.Equal(t, []string{"EHLO localhost", "XSWITCH", "NOOP"}, s.Received())
 }
 
 // Hijack is refused while the Client is in the middle of something, and
@@ -249,7 +298,7 @@ func TestHijack_RefusedWhileBusy(t *testing.T) {
 			srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 			c := dialTest(t, srv, nil)
 			done := tt.busy(t, c)
-			conn, br, err := c.Hijack()
+			conn, br, err := c.Pipeline().Hijack(ctx)
 			require.Error(t, err)
 			assert.NotErrorIs(t, err, ErrClosed)
 			assert.Nil(t, conn)
@@ -262,7 +311,7 @@ func TestHijack_RefusedWhileBusy(t *testing.T) {
 
 	c := dialTest(t, newTestServer(t, smtptest.Config{}), nil)
 	require.NoError(t, c.Close())
-	_, _, err := c.Hijack()
+	_, _, err := c.Pipeline().Hijack(ctx)
 	assert.ErrorIs(t, err, ErrClosed)
 }
 
@@ -297,12 +346,14 @@ func TestPipeline_CmdTimeout(t *testing.T) {
 	}
 }
 
-// LocalName and Timeouts report what the Client uses.
+// The Client keeps the Dialer's name and Timeouts, each zero Timeouts field
+// replaced by RFC 5321's bound; a net/smtp Client says "localhost" until
+// Hello names it.
 func TestClient_LocalNameAndTimeouts(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{})
 	c := dialTest(t, srv, &Dialer{Timeouts: Timeouts{Mail: 7 * time.Second}})
-	assert.Equal(t, "client.example", c.LocalName())
-	to := c.Timeouts()
+	assert.Equal(t, "client.example", c.localName)
+	to := c.timeouts
 	assert.Equal(t, 7*time.Second, to.Mail)
 	assert.Equal(t, 5*time.Minute, to.Command, "defaults filled in")
 	assert.Equal(t, 10*time.Minute, to.DataTerm)
@@ -310,7 +361,7 @@ func TestClient_LocalNameAndTimeouts(t *testing.T) {
 	c2, err := Dial(srv.Addr)
 	require.NoError(t, err)
 	defer c2.Close()
-	assert.Equal(t, "localhost", c2.LocalName())
+	assert.Equal(t, "localhost", c2.localName)
 	require.NoError(t, c2.Hello("me.example"))
-	assert.Equal(t, "me.example", c2.LocalName())
+	assert.Equal(t, "me.example", c2.localName)
 }

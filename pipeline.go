@@ -9,9 +9,10 @@ import (
 )
 
 // A Pipeline is a group of commands written together and answered in order
-// (RFC 2920). Queue commands with Cmd, then run the group with Exec. If the
-// server does not offer PIPELINING, Exec sends them one at a time instead;
-// the results are the same.
+// (RFC 2920). Queue commands with Cmd, then run the group with Exec, or end
+// it with a command that starts a data phase (Data) or with handing the
+// connection over (Hijack). If the server does not offer PIPELINING, the
+// commands are sent one at a time instead; the results are the same.
 //
 // A Pipeline enforces RFC 2920 §3.1's rules: RSET, MAIL, RCPT, SEND, SOML
 // and SAML may appear anywhere in a group; any other command (EHLO, DATA,
@@ -28,6 +29,12 @@ type Pipeline struct {
 func (c *Client) Pipeline() *Pipeline {
 	return &Pipeline{c: c}
 }
+
+// Timeouts returns the bounds the Pipeline's Client waits by, each zero
+// field of the Dialer's Timeouts replaced by its default (so none is zero).
+// On a Client from NewClient, whose connection's deadlines are the
+// caller's, every field is negative: no bound of the Client's own.
+func (p *Pipeline) Timeouts() Timeouts { return p.c.timeouts }
 
 // anywhereInGroup lists the commands RFC 2920 §3.1 lets a group continue
 // after.
@@ -54,7 +61,8 @@ func (p *Pipeline) Cmd(expect int, format string, args ...any) *Cmd {
 // too. On a Client from NewClient, whose connection's deadlines are the
 // caller's, timeout is ignored, as the Timeouts are. Use it for a command
 // whose reply may take long, such as one answered only once a message is
-// delivered.
+// delivered, or p.Timeouts().Rcpt to wait for an extension's command as
+// long as for RCPT.
 func (p *Pipeline) CmdTimeout(timeout time.Duration, expect int, format string, args ...any) *Cmd {
 	line := fmt.Sprintf(format, args...)
 	verb, _, _ := strings.Cut(line, " ")

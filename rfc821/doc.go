@@ -20,10 +20,10 @@
 //     (Client.Pipeline, Pipeline.Cmd or CmdTimeout, Exec): the hello is sent
 //     first if needed, and the reply is in Cmd.Reply, a refusal in Cmd.Err;
 //   - a command whose 354 reply starts a text, as RFC 772's MAIL does under
-//     MRSQ, goes through Client.DataCommand, whose writer dot-stuffs the
+//     MRSQ, goes through Pipeline.Data, whose writer dot-stuffs the
 //     text through the Client's own data phase;
 //   - a command after which the connection stops being an SMTP client's,
-//     as TURN does, takes it over with Client.Hijack.
+//     as TURN does, takes it over with Pipeline.Hijack.
 //
 // Errors from the server are *smtp.Error values, as everywhere in package
 // smtp.

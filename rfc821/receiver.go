@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,9 @@ type turnSession struct {
 func (r *Receiver) serve(h TurnHandler) error {
 	s := &turnSession{r: r, h: h}
 	defer s.reset()
+	if r.Hostname == "" {
+		r.Hostname = addressLiteral(r.conn.LocalAddr())
+	}
 	if err := r.reply(220, r.Hostname+" Service ready"); err != nil {
 		return err
 	}
@@ -320,4 +325,18 @@ func (d *dotReader) Read(p []byte) (int, error) {
 	n := copy(p, d.buf[d.off:])
 	d.off += n
 	return n, nil
+}
+
+// addressLiteral returns the RFC 5321 §4.1.3 address literal of a, such as
+// "[192.0.2.1]" or "[IPv6:2001:db8::1]", or "localhost" if a is not an IP
+// address and port.
+func addressLiteral(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "localhost"
+	}
+	if ip := ap.Addr().Unmap(); ip.Is4() {
+		return "[" + ip.String() + "]"
+	}
+	return "[IPv6:" + ap.Addr().WithZone("").String() + "]"
 }

@@ -26,7 +26,7 @@ import (
 //	<text> .          (250: delivered to all)
 //	MRSQ              (200)    MRSQ              (200)
 //
-// The text goes through the Client's data phase (Client.DataCommand): it is
+// The text goes through the Client's data phase (Pipeline.Data): it is
 // converted to canonical form and dot-stuffed, and its progress is reported
 // to ClientTrace.DataProgress as for DATA. The reply to an MRCP of scheme T
 // is the delivery's: it is awaited as long as the reply to the end of the
@@ -143,11 +143,11 @@ func (t *transfer) fail(err error) error {
 	return err
 }
 
-// mrcp sends "MRCP TO:<addr>" for r, waits up to timeout for its reply and
-// records it in r.
-func (t *transfer) mrcp(r *smtp.RcptResult, timeout time.Duration) (*smtp.Cmd, error) {
+// mrcp sends "MRCP TO:<addr>" for r, waits for its reply as long as the
+// Timeouts field that wait picks says and records it in r.
+func (t *transfer) mrcp(r *smtp.RcptResult, wait func(smtp.Timeouts) time.Duration) (*smtp.Cmd, error) {
 	p := t.c.Pipeline()
-	x := p.CmdTimeout(timeout, 2, "MRCP TO:<%s>", r.Addr)
+	x := p.CmdTimeout(wait(p.Timeouts()), 2, "MRCP TO:<%s>", r.Addr)
 	if err := p.Exec(t.ctx); err != nil {
 		return nil, t.fail(err)
 	}
@@ -166,7 +166,7 @@ func (t *transfer) recipientsFirst(msg io.Reader) error {
 	sent := false
 	for i := 0; i < len(t.res.Recipients); {
 		r := &t.res.Recipients[i]
-		x, err := t.mrcp(r, t.c.Timeouts().Rcpt)
+		x, err := t.mrcp(r, func(to smtp.Timeouts) time.Duration { return to.Rcpt })
 		if err != nil {
 			return err
 		}
@@ -214,7 +214,7 @@ func (t *transfer) textFirst(msg io.Reader) error {
 	}
 	for i := range t.res.Recipients {
 		// The reply is the delivery's: allow as long as for the end of DATA.
-		if _, err := t.mrcp(&t.res.Recipients[i], t.c.Timeouts().DataTerm); err != nil {
+		if _, err := t.mrcp(&t.res.Recipients[i], func(to smtp.Timeouts) time.Duration { return to.DataTerm }); err != nil {
 			return err
 		}
 	}
@@ -227,7 +227,7 @@ func (t *transfer) textFirst(msg io.Reader) error {
 // refused (an *smtp.Error) and counts for the recipients at the indexes in
 // stored. err is the failure of the Client or of reading msg.
 func (t *transfer) text(msg io.Reader, stored []int) (refused, err error) {
-	w, err := t.c.DataCommand(t.ctx, "MAIL FROM:<"+t.from+">")
+	w, err := t.c.Pipeline().Data(t.ctx, "MAIL FROM:<"+t.from+">")
 	if e := refusal(err); e != nil {
 		return t.refuse(replyOf(e), e, stored), nil
 	}
@@ -283,7 +283,7 @@ func (t *transfer) copyText(w io.Writer, msg io.Reader) error {
 }
 
 // refusal returns err as an *smtp.Error when it is the server's refusal,
-// which DataCommand and the writer's Close return as it is; nil for any
+// which Pipeline.Data and the writer's Close return as it is; nil for any
 // other error, a failure that leaves the Client unusable.
 func refusal(err error) *smtp.Error {
 	e, _ := err.(*smtp.Error)

@@ -21,7 +21,7 @@ var ErrTurnRefused = errors.New("rfc821: TURN refused")
 // Turn asks the server at the other end of c to change roles with TURN
 // (RFC 821 §3.8, §4.1.1): on 250 the client becomes the receiver of the
 // mail the server holds for it, on the same connection, and Turn returns
-// the Receiver that takes the connection over (Client.Hijack); Serve then
+// the Receiver that takes the connection over (Pipeline.Hijack); Serve then
 // greets the server and answers its commands. The Client can send nothing
 // after a successful Turn: its methods return an error that matches
 // smtp.ErrClosed, and its Close leaves the connection to the Receiver.
@@ -53,26 +53,20 @@ var ErrTurnRefused = errors.New("rfc821: TURN refused")
 // then accept only recipients of the caller's own domains.
 func Turn(ctx context.Context, c *smtp.Client) (*Receiver, error) {
 	p := c.Pipeline()
-	x := p.Cmd(250, "TURN")
-	if err := p.Exec(ctx); err != nil {
-		return nil, err
-	}
-	if x.Err != nil {
-		var e *smtp.Error
-		if errors.As(x.Err, &e) && e.Code == 502 {
-			return nil, fmt.Errorf("%w: %w", ErrTurnRefused, x.Err)
-		}
-		return nil, x.Err
-	}
-	conn, br, err := c.Hijack()
+	p.Cmd(250, "TURN")
+	conn, br, err := p.Hijack(ctx)
 	if err != nil {
+		var e *smtp.Error
+		if errors.As(err, &e) && e.Code == 502 {
+			return nil, fmt.Errorf("%w: %w", ErrTurnRefused, err)
+		}
 		return nil, err
 	}
 	raw := conn
 	if tc, ok := conn.(*tls.Conn); ok {
 		raw = tc.NetConn()
 	}
-	return &Receiver{Hostname: c.LocalName(), conn: conn, raw: raw, br: br, bw: bufio.NewWriter(conn)}, nil
+	return &Receiver{conn: conn, raw: raw, br: br, bw: bufio.NewWriter(conn)}, nil
 }
 
 // A TurnHandler decides the replies a Receiver sends. Each method's nil
@@ -146,8 +140,11 @@ func (f TurnFuncs) Data(r io.Reader) error {
 //     anything else 500, as is a line over 1000 octets (RFC 5321
 //     §4.5.3.1.4 allows 512).
 type Receiver struct {
-	// Hostname is the name in the greeting and the HELO reply; Turn sets it
-	// to the Client's local name (Client.LocalName).
+	// Hostname is the name in the greeting and the HELO reply: set it,
+	// before Serve, to the name the Client gave in its hello (the Dialer's
+	// LocalName), the domain whose mail the server is about to send. If
+	// empty, the address literal of the connection's local address is
+	// used, such as "[192.0.2.1]" (RFC 5321 §4.1.3).
 	Hostname string
 	// Timeout bounds the wait for each command and for each read of
 	// message data, and each write of a reply; zero means 5 minutes (RFC

@@ -108,7 +108,8 @@ func TestTurn_ReceivesATransaction(t *testing.T) {
 	require.NoError(t, c.Auth(smtp.PlainAuth("", "me", "secret", "127.0.0.1")), "authenticate before TURN")
 	recv, err := Turn(ctx, c)
 	require.NoError(t, err)
-	assert.Equal(t, "client.example", recv.Hostname)
+	assert.Empty(t, recv.Hostname, "the caller's to set")
+	recv.Hostname = "client.example"
 
 	h := &turnRecorder{refuse: map[string]error{
 		"other@elsewhere.example": &smtp.Error{Code: 550, Msg: "5.7.1 not a domain of mine"},
@@ -227,10 +228,11 @@ type turnHelloRefuser struct{ TurnFuncs }
 
 func (turnHelloRefuser) Hello(string) error { return &smtp.Error{Code: 550, Msg: "who are you?"} }
 
-// A peer that goes away without QUIT, and a context that ends Serve.
+// A peer that goes away without QUIT, and a context that ends Serve; with
+// no Hostname the Receiver names itself by its address literal.
 func TestTurn_ConnectionEnds(t *testing.T) {
 	c, s := dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: TURN", "S: 250 ok",
-		"C: 220 localhost Service ready", "S: HELO peer", "C: 250 localhost", "S: MAIL FROM:<a@b>", "C: 250 OK", "CLOSE")
+		"C: 220 [127.0.0.1] Service ready", "S: HELO peer", "C: 250 [127.0.0.1]", "S: MAIL FROM:<a@b>", "C: 250 OK", "CLOSE")
 	recv, err := Turn(context.Background(), c)
 	require.NoError(t, err)
 	reset := 0
@@ -240,7 +242,7 @@ func TestTurn_ConnectionEnds(t *testing.T) {
 	s.Received()
 
 	c, _ = dialScript(t, "S: 220 hello", "C: EHLO localhost", "S: 250 x", "C: TURN", "S: 250 ok",
-		"C: 220 localhost Service ready", "STALL")
+		"C: 220 [127.0.0.1] Service ready", "STALL")
 	recv, err = Turn(context.Background(), c)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

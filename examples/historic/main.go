@@ -17,7 +17,7 @@
 //
 // HELP, EXPN and source routes are the Client's own; SAML, MRSQ and TURN
 // come from the rfc821 package, which adds them on the Client's public API
-// (Pipeline, DataCommand, Hijack).
+// (Pipeline: Cmd, Exec, Data, Hijack).
 package main
 
 import (
@@ -34,6 +34,10 @@ import (
 	"github.com/resmtp/smtp/internal/smtptest"
 	"github.com/resmtp/smtp/rfc821"
 )
+
+// localName is the client's name in its EHLO, and the Receiver's after
+// TURN.
+const localName = "client.historic.example"
 
 func main() {
 	if err := run(os.Stdout); err != nil {
@@ -54,7 +58,7 @@ func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	d := &smtp.Dialer{LocalName: "client.historic.example", TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: printTrace(out)}
+	d := &smtp.Dialer{LocalName: localName, TLSPolicy: smtp.TLSRequired, TLSConfig: srv.ClientTLSConfig(), Trace: printTrace(out)}
 	fmt.Fprintln(out, "== EHLO over STARTTLS: the server lists the RFC 821 commands it implements (RFC 1869 §5)")
 	c, err := d.Dial(ctx, srv.Addr)
 	if err != nil {
@@ -187,6 +191,7 @@ func turn(ctx context.Context, out io.Writer, c *smtp.Client, srv *smtptest.Serv
 	if err != nil {
 		return err
 	}
+	recv.Hostname = localName // the domain whose mail comes back
 	h := rfc821.TurnFuncs{
 		OnRcpt: func(to string) error {
 			if !strings.HasSuffix(to, "@client.historic.example") {
