@@ -128,7 +128,7 @@ func (a *saslAuth) Start(server *ServerInfo) (string, []byte, error) {
 		return "", nil, err
 	}
 	switch mech {
-	case sasl.Plain, sasl.Login, sasl.OAuthBearer, XOAuth2:
+	case sasl.Plain, sasl.Login, sasl.OAuthBearer, xoauth2:
 		if !server.TLS && !isLoopback(server.Name) {
 			return "", nil, fmt.Errorf("smtp: refusing to send %s credentials over an unencrypted connection", mech)
 		}
@@ -157,9 +157,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// XOAuth2 is the name of the XOAUTH2 SASL mechanism used by Gmail and
+// xoauth2 is the name of the XOAUTH2 SASL mechanism used by Gmail and
 // Microsoft 365.
-const XOAuth2 = "XOAUTH2"
+const xoauth2 = "XOAUTH2"
 
 // XOAuth2Client returns a go-sasl client for the XOAUTH2 mechanism: the
 // initial response is "user=" username ^A "auth=Bearer " token ^A ^A. If the
@@ -176,7 +176,7 @@ type xoauth2Client struct {
 }
 
 func (c *xoauth2Client) Start() (string, []byte, error) {
-	return XOAuth2, []byte("user=" + c.username + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
+	return xoauth2, []byte("user=" + c.username + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
 }
 
 func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {

@@ -316,7 +316,7 @@ func TestPipeline_GroupRules(t *testing.T) {
 		require.NoError(t, p.Exec(context.Background()))
 		for _, x := range []*Cmd{rset, mail, good, noop} {
 			require.NoError(t, x.Err)
-			require.True(t, x.Done())
+			require.True(t, x.done)
 		}
 		var e *Error
 		require.ErrorAs(t, bad.Err, &e)

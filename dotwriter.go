@@ -2,13 +2,12 @@ package smtp
 
 import (
 	"bytes"
-	"errors"
 	"io"
 )
 
-// ErrDotWriterClosed is returned by [DotWriter.Write] and [DotWriter.Close]
-// once the DotWriter has been closed.
-var ErrDotWriterClosed = errors.New("smtp: write to closed DotWriter")
+// errDotWriterClosed is returned by [DotWriter.Write] and [DotWriter.Close]
+// once the DotWriter has been closed; it matches ErrClosed.
+const errDotWriterClosed = closedError("smtp: write to closed DotWriter")
 
 // States of a DotWriter, describing the last canonical octet accepted.
 const (
@@ -145,11 +144,6 @@ func (d *DotWriter) Skip(n int64) {
 // Close, the CRLF that Close may add. This is the RFC 1845 octet offset.
 func (d *DotWriter) Count() int64 { return d.count }
 
-// Written returns the number of octets written to the underlying writer so
-// far, after dot-stuffing and including the terminator once Close has
-// written it: what went on the wire.
-func (d *DotWriter) Written() int64 { return d.written }
-
 // Write converts p to canonical form, dot-stuffs it and writes it to the
 // underlying writer. Its return values follow io.Writer: n == len(p) and a
 // nil error on success. If the underlying writer fails (or writes short,
@@ -157,10 +151,10 @@ func (d *DotWriter) Written() int64 { return d.written }
 // the number of input octets handled before the failure, and every later
 // Write or Close returns the same error without writing anything: the
 // DotWriter is unusable until Reset. After Close, Write returns
-// [ErrDotWriterClosed].
+// an error that matches [ErrClosed].
 func (d *DotWriter) Write(p []byte) (n int, err error) {
 	if d.closed {
-		return 0, ErrDotWriterClosed
+		return 0, errDotWriterClosed
 	}
 	if d.err != nil {
 		return 0, d.err
@@ -184,10 +178,10 @@ func (d *DotWriter) Write(p []byte) (n int, err error) {
 // octets that [DotWriter.Skip] still has to skip are not written. Close does
 // not close the underlying writer. It returns the underlying writer's error,
 // or the sticky error of an earlier Write. A second Close writes nothing and
-// returns [ErrDotWriterClosed].
+// returns an error that matches [ErrClosed].
 func (d *DotWriter) Close() error {
 	if d.closed {
-		return ErrDotWriterClosed
+		return errDotWriterClosed
 	}
 	d.closed = true
 	if d.err != nil {

@@ -38,7 +38,7 @@ func runDotWriter(t testing.TB, chunks []string, skip int64) (string, *DotWriter
 		require.Equal(t, len(c), n, "Write must report the whole input consumed")
 	}
 	require.NoError(t, d.Close())
-	require.Equal(t, int64(buf.Len()), d.Written(), "Written must be the wire count")
+	require.Equal(t, int64(buf.Len()), d.written, "Written must be the wire count")
 	return buf.String(), d
 }
 
@@ -218,11 +218,11 @@ func TestDotWriter_CountsCanonicalOctets(t *testing.T) {
 				require.NoError(t, err)
 			}
 			require.Equal(t, tc.afterWrites, d.Count())
-			require.Equal(t, int64(buf.Len()), d.Written())
+			require.Equal(t, int64(buf.Len()), d.written)
 			require.NoError(t, d.Close())
 			require.Equal(t, tc.afterClose, d.Count())
-			require.Equal(t, tc.writtenClose, d.Written())
-			require.Equal(t, int64(buf.Len()), d.Written())
+			require.Equal(t, tc.writtenClose, d.written)
+			require.Equal(t, int64(buf.Len()), d.written)
 		})
 	}
 }
@@ -266,7 +266,7 @@ func TestDotWriter_WriterErrorIsSticky(t *testing.T) {
 			n, err := d.Write([]byte(tc.input))
 			require.ErrorIs(t, err, boom)
 			require.Less(t, n, len(tc.input))
-			require.Equal(t, int64(w.buf.Len()), d.Written())
+			require.Equal(t, int64(w.buf.Len()), d.written)
 
 			calls := w.calls
 			n, err = d.Write([]byte("more\r\n"))
@@ -274,7 +274,7 @@ func TestDotWriter_WriterErrorIsSticky(t *testing.T) {
 			require.Zero(t, n)
 			require.ErrorIs(t, d.Close(), boom)
 			require.Equal(t, calls, w.calls, "no writes after an error")
-			require.ErrorIs(t, d.Close(), ErrDotWriterClosed)
+			require.ErrorIs(t, d.Close(), ErrClosed)
 		})
 	}
 	t.Run("error in Close", func(t *testing.T) {
@@ -283,7 +283,7 @@ func TestDotWriter_WriterErrorIsSticky(t *testing.T) {
 		_, err := d.Write([]byte("abc"))
 		require.NoError(t, err)
 		require.ErrorIs(t, d.Close(), boom)
-		require.Equal(t, int64(4), d.Written())
+		require.Equal(t, int64(4), d.written)
 	})
 	t.Run("short write", func(t *testing.T) {
 		d := NewDotWriter(shortWriter{})
@@ -306,18 +306,18 @@ func TestDotWriter_CloseTwice(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
 	require.Equal(t, "a\r\n.\r\n", buf.String())
-	require.ErrorIs(t, d.Close(), ErrDotWriterClosed)
+	require.ErrorIs(t, d.Close(), ErrClosed)
 	n, err := d.Write([]byte("b"))
-	require.ErrorIs(t, err, ErrDotWriterClosed)
+	require.ErrorIs(t, err, ErrClosed)
 	require.Zero(t, n)
 	require.Equal(t, "a\r\n.\r\n", buf.String(), "nothing written after Close")
-	require.Equal(t, int64(6), d.Written())
+	require.Equal(t, int64(6), d.written)
 
 	// Reset makes it usable again.
 	buf.Reset()
 	d.Reset(&buf)
 	require.Zero(t, d.Count())
-	require.Zero(t, d.Written())
+	require.Zero(t, d.written)
 	_, err = d.Write([]byte(".b"))
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
@@ -521,7 +521,7 @@ func checkAgainstReference(t testing.TB, data []byte, skip int64, out []byte, d 
 	if got := d.Count(); got != int64(len(canon)) {
 		t.Fatalf("Count() = %d, want %d", got, len(canon))
 	}
-	if got := d.Written(); got != int64(len(out)) {
+	if got := d.written; got != int64(len(out)) {
 		t.Fatalf("Written() = %d, want %d", got, len(out))
 	}
 	k := off[min(skip, int64(len(canon)))]

@@ -34,9 +34,6 @@ type Cmd struct {
 	read bool // the pump has read the reply (guarded by pump.mu)
 }
 
-// Done reports whether the command's reply has been read.
-func (x *Cmd) Done() bool { return x.done }
-
 // queue writes one command line to the write buffer and appends its Cmd to
 // the FIFO of replies due. The line is built like net/textproto's
 // PrintfLine: format and args, then CRLF. Nothing reaches the network before

@@ -15,13 +15,9 @@ type EnhancedCode struct {
 	Class, Subject, Detail int
 }
 
-// IsZero reports whether e is the zero EnhancedCode, meaning the reply had no
-// enhanced status code.
-func (e EnhancedCode) IsZero() bool { return e == EnhancedCode{} }
-
 // String returns e as "class.subject.detail", or "" for the zero value.
 func (e EnhancedCode) String() string {
-	if e.IsZero() {
+	if e == (EnhancedCode{}) {
 		return ""
 	}
 	return strconv.Itoa(e.Class) + "." + strconv.Itoa(e.Subject) + "." + strconv.Itoa(e.Detail)
@@ -74,7 +70,7 @@ type ProtocolError struct {
 	Reason string
 	// Line is the start of the offending input, quoted, at most 64 bytes.
 	Line string
-	// Err is ErrLineTooLong or ErrReplyTooLong when a limit was exceeded.
+	// Err is ErrReplyTooLong when a limit was exceeded.
 	Err error
 
 	textproto string // net/textproto's text for the same line, if it rejects it too
@@ -99,11 +95,9 @@ func protocolError(reason string, line []byte, err error) *ProtocolError {
 }
 
 var (
-	// ErrLineTooLong is wrapped by the ProtocolError for a reply line longer
-	// than the configured limit.
-	ErrLineTooLong = errors.New("smtp: reply line too long")
-	// ErrReplyTooLong is wrapped by the ProtocolError for a multi-line reply
-	// larger than the configured limit.
+	// ErrReplyTooLong is wrapped by the ProtocolError for a reply, or a
+	// line of one, longer than the Dialer's limits (MaxReplySize,
+	// MaxLineLength).
 	ErrReplyTooLong = errors.New("smtp: reply too long")
 	// ErrCRLF is returned, before anything is written, for an argument that
 	// contains CR or LF. Its text is net/smtp's.
@@ -111,8 +105,9 @@ var (
 	// ErrNUL is returned, before anything is written, for an argument that
 	// contains a NUL byte.
 	ErrNUL = errors.New("smtp: a line must not contain NUL")
-	// ErrClosed is returned by calls on a Client whose connection has been
-	// closed by Close, Quit or a fatal error.
+	// ErrClosed is matched by the errors of calls on a Client whose
+	// connection has been closed by Close, Quit or a fatal error, and on a
+	// Pool or DotWriter after its Close.
 	ErrClosed = errors.New("smtp: client is closed")
 )
 
@@ -129,3 +124,10 @@ func validateLine(line string) error {
 	}
 	return nil
 }
+
+// closedError is the error of a Pool or DotWriter used after its Close: its
+// own text, matching ErrClosed.
+type closedError string
+
+func (e closedError) Error() string        { return string(e) }
+func (e closedError) Is(target error) bool { return target == ErrClosed }

@@ -586,8 +586,8 @@ func hostileKind(err error) string {
 	switch {
 	case err == nil:
 		return "nil"
-	case errors.As(err, &pe) && errors.Is(err, ErrLineTooLong):
-		return "ProtocolError/ErrLineTooLong"
+	case errors.As(err, &pe) && errors.Is(err, ErrReplyTooLong):
+		return "ProtocolError/ErrReplyTooLong"
 	case errors.As(err, &pe) && errors.Is(err, ErrReplyTooLong):
 		return "ProtocolError/ErrReplyTooLong"
 	case errors.As(err, &pe):
@@ -651,7 +651,7 @@ var (
 
 func hostileCases() []hostileCase {
 	protocol := []string{"ProtocolError"}
-	lineTooLong := []string{"ProtocolError/ErrLineTooLong"}
+	lineTooLong := []string{"ProtocolError/ErrReplyTooLong"}
 	replyTooLong := []string{"ProtocolError/ErrReplyTooLong"}
 	timeout := []string{"timeout"}
 	broken := []string{"EOF", "reset"}

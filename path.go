@@ -32,9 +32,6 @@ type Path struct {
 	Mailbox string
 }
 
-// IsNull reports whether p is the null path "<>".
-func (p Path) IsNull() bool { return p.Mailbox == "" && len(p.Route) == 0 }
-
 // String returns p in angle brackets, as in a command: "<@A,@B:joe@C>",
 // "<joe@C>" or "<>". For a Path from ParsePath it is the input, with the
 // brackets added if they were left out.

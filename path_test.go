@@ -60,8 +60,6 @@ func TestParsePath(t *testing.T) {
 		assert.Equal(t, want[1:len(want)-1], p.Addr())
 		assert.NoError(t, validateAddress(p.Addr()), "the Client takes it")
 	}
-	assert.True(t, Path{}.IsNull())
-	assert.False(t, Path{Mailbox: "a@b"}.IsNull())
 
 	long := strings.Repeat("a", 64) + "@" + strings.Repeat("b.", 93) + "ccc" // 254 octets
 	invalid := []string{

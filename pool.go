@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -20,9 +19,9 @@ const (
 	defaultIdleTimeout = time.Minute
 )
 
-// ErrPoolClosed is returned by Pool.Send after Close, and to Sends waiting
-// for a connection when Close is called.
-var ErrPoolClosed = errors.New("smtp: pool is closed")
+// errPoolClosed is returned by Pool.Send after Close, and to Sends waiting
+// for a connection when Close is called; it matches ErrClosed.
+const errPoolClosed = closedError("smtp: pool is closed")
 
 const (
 	// poolCheckAfter is how long a connection may sit idle and still be
@@ -109,7 +108,7 @@ type poolConn struct {
 // outcome. Send is not retried on another connection once the transaction
 // has started: its failure is returned.
 //
-// Send returns ErrPoolClosed after Close; the error of dialing (or of Auth)
+// Send returns an error that matches ErrClosed after Close; the error of dialing (or of Auth)
 // for a new connection; the context's error, matched by errors.Is, if ctx is
 // done while it waits for a connection; otherwise what Client.Send returns.
 func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Reader) (*Result, error) {
@@ -125,7 +124,7 @@ func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Read
 
 // Close closes the idle connections with QUIT, stops the idle timer and
 // makes Sends waiting for a connection, and later Sends, return
-// ErrPoolClosed. A connection in use is closed with QUIT when its Send
+// an error that matches ErrClosed. A connection in use is closed with QUIT when its Send
 // finishes. Close waits for the QUITs, which are bounded by a few seconds
 // in all, and for a running reap of idle connections. It returns nil.
 func (p *Pool) Close() error {
@@ -161,7 +160,7 @@ func (p *Pool) get(ctx context.Context, addr string) (*poolConn, error) {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return nil, ErrPoolClosed
+			return nil, errPoolClosed
 		}
 		h := p.hosts[addr]
 		if h == nil {
@@ -215,7 +214,7 @@ func (p *Pool) wait(ctx context.Context, h *poolHost, w chan *poolConn) (*poolCo
 	select {
 	case pc, ok := <-w:
 		if !ok {
-			return nil, ErrPoolClosed
+			return nil, errPoolClosed
 		}
 		if pc == nil {
 			return p.dial(ctx, h)

@@ -420,7 +420,7 @@ func TestPool_AuthFailureIsADialError(t *testing.T) {
 }
 
 // Close quits idle connections, fails waiting and later Sends with
-// ErrPoolClosed, quits a connection in use when its Send ends, and leaves
+// ErrClosed, quits a connection in use when its Send ends, and leaves
 // no goroutine behind.
 func TestPool_Close(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining,
@@ -447,14 +447,14 @@ func TestPool_Close(t *testing.T) {
 	assertPoolQuit(t, srv, 1, "idle connection quit")
 	require.NoError(t, <-inUse, "a Send in progress completes")
 	assertPoolQuit(t, srv, 2, "and its connection is quit")
-	assert.ErrorIs(t, poolSend(context.Background(), p, srv, 3), ErrPoolClosed)
+	assert.ErrorIs(t, poolSend(context.Background(), p, srv, 3), ErrClosed)
 	assert.Len(t, srv.Messages(), 3)
 	require.NoError(t, p.Close(), "a second Close")
 
 	poolWaitGoroutines(t, before)
 }
 
-// A Send waiting for a connection when Close is called gets ErrPoolClosed.
+// A Send waiting for a connection when Close is called gets ErrClosed.
 func TestPool_CloseWakesWaitingSends(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 	p := newTestPool(t, &Pool{MaxConns: 1})
@@ -468,7 +468,7 @@ func TestPool_CloseWakesWaitingSends(t *testing.T) {
 		return len(p.hosts[srv.Addr].waiting) == 1
 	}, 2*time.Second, time.Millisecond)
 	require.NoError(t, p.Close())
-	require.ErrorIs(t, <-waiting, ErrPoolClosed)
+	require.ErrorIs(t, <-waiting, ErrClosed)
 	p.put(pc)
 	assertPoolQuit(t, srv, 1)
 }

@@ -31,7 +31,7 @@ func (r *Reply) Msg() string { return strings.Join(r.Lines, "\n") }
 // Text returns the reply's lines joined by "\n" with the enhanced status
 // code removed from the start of each line.
 func (r *Reply) Text() string {
-	if r.Enhanced.IsZero() {
+	if r.Enhanced == (EnhancedCode{}) {
 		return r.Msg()
 	}
 	lines := make([]string, len(r.Lines))
@@ -43,10 +43,6 @@ func (r *Reply) Text() string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// Positive reports whether the reply is a positive completion or
-// intermediate reply (2yz or 3yz).
-func (r *Reply) Positive() bool { return r.Code >= 200 && r.Code < 400 }
 
 // matches reports whether the reply satisfies expect in net/textproto's
 // convention: 0 matches anything, a one-digit expect matches the first digit,
@@ -131,7 +127,7 @@ func (rr *replyReader) line() ([]byte, error) {
 	line, err := rr.r.ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) || len(line) > rr.maxLine {
-			return nil, protocolError("reply line exceeds the length limit", line, ErrLineTooLong)
+			return nil, protocolError("reply line exceeds the length limit", line, ErrReplyTooLong)
 		}
 		if err == io.EOF && len(line) > 0 {
 			err = &truncatedError{partialLine: true}
@@ -139,7 +135,7 @@ func (rr *replyReader) line() ([]byte, error) {
 		return nil, err
 	}
 	if len(line) > rr.maxLine+2 {
-		return nil, protocolError("reply line exceeds the length limit", line, ErrLineTooLong)
+		return nil, protocolError("reply line exceeds the length limit", line, ErrReplyTooLong)
 	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {

@@ -69,7 +69,7 @@ func TestReply_RejectsMalformedAndOversized(t *testing.T) {
 		{name: "NUL in text", in: "250 o\x00k\r\n"},
 		{name: "bare CR in text", in: "250 o\rk\r\n"},
 		{name: "code changes mid-reply", in: "250-first\r\n550 second\r\n"},
-		{name: "line over the limit", in: "250 " + strings.Repeat("x", 3000) + "\r\n", limit: ErrLineTooLong},
+		{name: "line over the limit", in: "250 " + strings.Repeat("x", 3000) + "\r\n", limit: ErrReplyTooLong},
 		{name: "reply over the limit", in: strings.Repeat("250-xxxxxxxxxxxxxxxxxxxx\r\n", 200) + "250 end\r\n", limit: ErrReplyTooLong},
 		{name: "ends mid-reply", in: "250-more to come\r\n", wantEOF: true},
 		{name: "ends mid-line", in: "250 no line end", wantEOF: true},
@@ -130,7 +130,7 @@ func FuzzReply(f *testing.F) {
 		if total > 4096 {
 			t.Fatalf("reply of %d octets passed a 4096 limit", total)
 		}
-		if !rep.Enhanced.IsZero() && rep.Enhanced.Class != rep.Code/100 {
+		if rep.Enhanced != (EnhancedCode{}) && rep.Enhanced.Class != rep.Code/100 {
 			t.Fatalf("enhanced class %d with code %d", rep.Enhanced.Class, rep.Code)
 		}
 	})

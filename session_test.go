@@ -118,7 +118,7 @@ func TestSession_MalformedRepliesCloseTheConnection(t *testing.T) {
 		{"not a code", "abc hello", nil},
 		{"NUL byte", "250 o\x00k", nil},
 		{"invalid code", "199 what", nil},
-		{"100 KiB line", "250 " + strings.Repeat("x", 100<<10), ErrLineTooLong},
+		{"100 KiB line", "250 " + strings.Repeat("x", 100<<10), ErrReplyTooLong},
 		{"endless continuation", strings.Repeat("250-more\r\n", 20000) + "250 end", ErrReplyTooLong},
 	}
 	for _, tt := range tests {
