@@ -533,13 +533,19 @@ func (c *Client) Verify(addr string) error {
 
 // VerifyContext is Verify bounded by ctx.
 func (c *Client) VerifyContext(ctx context.Context, addr string) error {
+	return c.addressCommand(ctx, addr, command{verb: "VRFY", expect: 250}, func() string { return "VRFY " + addr })
+}
+
+// addressCommand checks addr, says hello if need be, and sends the command
+// line returns (built once the hello has told what the server offers).
+func (c *Client) addressCommand(ctx context.Context, addr string, cmd command, line func() string) error {
 	if err := validateLine(addr); err != nil {
 		return err
 	}
 	if err := c.hello(ctx); err != nil {
 		return err
 	}
-	_, err := c.simple(ctx, command{verb: "VRFY", expect: 250}, "VRFY %s", addr)
+	_, err := c.simple(ctx, cmd, "%s", line())
 	return err
 }
 
@@ -557,14 +563,7 @@ func (c *Client) Mail(from string) error {
 
 // MailContext is Mail bounded by ctx.
 func (c *Client) MailContext(ctx context.Context, from string) error {
-	if err := validateLine(from); err != nil {
-		return err
-	}
-	if err := c.hello(ctx); err != nil {
-		return err
-	}
-	_, err := c.simple(ctx, command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, "%s", c.mailLine(from))
-	return err
+	return c.addressCommand(ctx, from, command{verb: "MAIL", expect: 250, timeout: c.timeouts.Mail}, func() string { return c.mailLine(from) })
 }
 
 // mailLine returns net/smtp's MAIL command for from: with BODY=8BITMIME and
