@@ -60,6 +60,18 @@
 // errors that say what the Client was doing. EnhancedCodeOf reads the
 // enhanced code from either.
 //
+// # Commands of your own
+//
+// A Pipeline sends any command, grouped with others as RFC 2920 allows,
+// and ends in one of three ways: Exec reads the replies, Data goes on into
+// a data phase for a command answered 354, and Hijack hands the connection
+// to the caller. Package rfc821 builds RFC 821's TURN and SEND, SOML and
+// SAML, and RFC 772's MRSQ on these alone.
+//
+//	p := c.Pipeline()
+//	x := p.Cmd(250, "ETRN %s", domain)
+//	err := p.Exec(ctx) // then x.Reply, or the refusal in x.Err
+//
 // # Tracing
 //
 // A ClientTrace's hooks see every command, reply and progress step, with
