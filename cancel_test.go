@@ -141,7 +141,7 @@ func withinBound(t *testing.T, try func() time.Duration) {
 		}
 		t.Logf("attempt %d: returned %v after the cancellation", i+1, took)
 	}
-	t.Fatalf("returned %v after the cancellation, want < %v", took, cancelBound)
+	require.Less(t, took, cancelBound, "returned %v after the cancellation", took)
 }
 
 // requireClosed checks that the Client's network connection is closed.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/resmtp/smtp/internal/smtptest"
+	"github.com/stretchr/testify/assert"
 )
 
 // The parity suite: every case makes the same calls through net/smtp and
@@ -164,8 +165,7 @@ func (r *parityRun) dial() parityClient {
 // d > 0, and makes a Client with NewClient; nil if that failed.
 func (r *parityRun) newClient(d time.Duration) parityClient {
 	conn, err := net.Dial("tcp", r.srv.Addr)
-	if err != nil {
-		r.t.Error(err) // not Fatal: the run may be on a goroutine of its own
+	if !assert.NoError(r.t, err) { // not require: the run may be on a goroutine of its own
 		return nil
 	}
 	if d > 0 {
@@ -435,8 +435,7 @@ func parityCases() []parityCase {
 		{name: "a deadline the caller sets before each call, met", cfg: smtptest.Config{Extensions: parityExtPipe,
 			Faults: smtptest.Faults{Delay: map[string]time.Duration{"NOOP": 50 * time.Millisecond}}}, wire: true, run: func(r *parityRun) {
 			conn, err := net.Dial("tcp", r.srv.Addr)
-			if err != nil {
-				r.t.Error(err) // not Fatal: the run may be on a goroutine of its own
+			if !assert.NoError(r.t, err) { // not require: the run may be on a goroutine of its own
 				return
 			}
 			var c parityClient
@@ -463,8 +462,7 @@ func parityCases() []parityCase {
 			},
 			run: func(r *parityRun) {
 				conn, err := net.Dial("tcp", r.srv.Addr)
-				if err != nil {
-					r.t.Error(err) // not Fatal: the run may be on a goroutine of its own
+				if !assert.NoError(r.t, err) { // not require: the run may be on a goroutine of its own
 					return
 				}
 				var c parityClient
@@ -539,8 +537,7 @@ func parityCases() []parityCase {
 		}},
 		{name: "dial refused", cfg: smtptest.Config{}, run: func(r *parityRun) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				r.t.Error(err) // not Fatal: the run may be on a goroutine of its own
+			if !assert.NoError(r.t, err) { // not require: the run may be on a goroutine of its own
 				return
 			}
 			addr := ln.Addr().String()
@@ -755,8 +752,8 @@ func parityCases() []parityCase {
 func runParity(t *testing.T, tc parityCase, impl parityImpl) []string {
 	cfg := tc.cfg
 	srv, err := smtptest.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
+	if !assert.NoError(t, err) { // not require: runParity may run on a goroutine of its own
+		return nil
 	}
 	defer srv.Close()
 	r := &parityRun{t: t, impl: impl, srv: srv}
@@ -797,18 +794,15 @@ func TestParity_NetSMTP(t *testing.T) {
 			switch {
 			case tc.differs != "":
 				verdict = "differs: " + tc.differs
-				if !slices.Equal(ours, tc.want) {
-					t.Errorf("documented difference %q: resmtp observed\n%s\nwant\n%s", tc.differs, strings.Join(ours, "\n"), strings.Join(tc.want, "\n"))
-				}
-				if same {
-					t.Errorf("documented difference %q, yet net/smtp behaves the same:\n%s", tc.differs, strings.Join(std, "\n"))
-				}
+				assert.Equal(t, tc.want, ours, "documented difference %q: what resmtp observed", tc.differs)
+				assert.False(t, same, "documented difference %q, yet net/smtp behaves the same:\n%s", tc.differs, strings.Join(std, "\n"))
 			case !same:
 				verdict = "NO"
-				t.Errorf("net/smtp and resmtp differ:\n%s", parityDiff(std, ours))
+				assert.Fail(t, "net/smtp and resmtp differ", parityDiff(std, ours))
 			}
-			if tc.noDelivery && slices.ContainsFunc(ours, func(o string) bool { return strings.HasPrefix(o, "delivered") }) {
-				t.Errorf("a message was delivered:\n%s", strings.Join(ours, "\n"))
+			if tc.noDelivery {
+				delivered := slices.ContainsFunc(ours, func(o string) bool { return strings.HasPrefix(o, "delivered") })
+				assert.False(t, delivered, "a message was delivered:\n%s", strings.Join(ours, "\n"))
 			}
 			mu.Lock()
 			rows[tc.name] = fmt.Sprintf("%-62s | %-50s | %-50s | %s\n", tc.name, parityKey(std), parityKey(ours), verdict)

@@ -333,13 +333,10 @@ func TestDotWriter_ResetZeroAllocs(t *testing.T) {
 		d.Reset(bw)
 		d.Skip(5)
 		for _, p := range [][]byte{crlf, lf, crlf[:7]} {
-			if _, err := d.Write(p); err != nil {
-				t.Fatal(err)
-			}
+			_, err := d.Write(p)
+			require.NoError(t, err)
 		}
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.Close())
 	}
 	run() // allocates the internal buffer once
 	require.Zero(t, testing.AllocsPerRun(100, run))
@@ -467,31 +464,23 @@ func refDecode(t testing.TB, wire []byte) []byte {
 	var body []byte
 	for len(wire) > 0 {
 		i := bytes.Index(wire, []byte("\r\n"))
-		if i < 0 {
-			t.Fatalf("unterminated line %q", wire)
-		}
+		require.GreaterOrEqual(t, i, 0, "unterminated line %q", wire)
 		line := wire[:i]
 		wire = wire[i+2:]
-		if bytes.ContainsAny(line, "\r\n") {
-			t.Fatalf("bare CR or LF in line %q", line)
-		}
+		require.False(t, bytes.ContainsAny(line, "\r\n"), "bare CR or LF in line %q", line)
 		if bytes.Equal(line, []byte(".")) {
-			if len(wire) != 0 {
-				t.Fatalf("data after the terminator: %q", wire)
-			}
+			require.Empty(t, wire, "data after the terminator: %q", wire)
 			return body
 		}
 		if line, ok := bytes.CutPrefix(line, []byte(".")); ok {
-			if !bytes.HasPrefix(line, []byte(".")) {
-				t.Fatalf("line starting with a single dot: %q", line)
-			}
+			require.True(t, bytes.HasPrefix(line, []byte(".")), "line starting with a single dot: %q", line)
 			body = append(body, line...)
 		} else {
 			body = append(body, line...)
 		}
 		body = append(body, '\r', '\n')
 	}
-	t.Fatalf("no terminator")
+	require.FailNow(t, "no terminator")
 	return nil
 }
 
@@ -502,14 +491,14 @@ func writeSplit(t testing.TB, d *DotWriter, data, splits []byte) {
 	t.Helper()
 	for _, s := range splits {
 		n := min(int(s)%64, len(data))
-		if k, err := d.Write(data[:n]); err != nil || k != n {
-			t.Fatalf("Write: %d, %v; want %d, nil", k, err, n)
-		}
+		k, err := d.Write(data[:n])
+		require.NoError(t, err, "Write")
+		require.Equal(t, n, k, "Write")
 		data = data[n:]
 	}
-	if k, err := d.Write(data); err != nil || k != len(data) {
-		t.Fatalf("Write: %d, %v; want %d, nil", k, err, len(data))
-	}
+	k, err := d.Write(data)
+	require.NoError(t, err, "Write")
+	require.Equal(t, len(data), k, "Write")
 }
 
 // checkAgainstReference compares out, produced by d from data with
@@ -518,20 +507,12 @@ func checkAgainstReference(t testing.TB, data []byte, skip int64, out []byte, d 
 	t.Helper()
 	canon := refCanon(data)
 	wire, off := refWire(canon)
-	if got := d.Count(); got != int64(len(canon)) {
-		t.Fatalf("Count() = %d, want %d", got, len(canon))
-	}
-	if got := d.written; got != int64(len(out)) {
-		t.Fatalf("Written() = %d, want %d", got, len(out))
-	}
+	require.Equal(t, int64(len(canon)), d.Count(), "Count()")
+	require.Equal(t, int64(len(out)), d.written, "the octets written")
 	k := off[min(skip, int64(len(canon)))]
-	if !bytes.Equal(out, wire[k:]) {
-		t.Fatalf("input %q skip %d:\n got %q\nwant %q", data, skip, out, wire[k:])
-	}
+	require.Equal(t, string(wire[k:]), string(out), "input %q skip %d", data, skip)
 	if skip == 0 {
-		if got := refDecode(t, out); !bytes.Equal(got, canon) {
-			t.Fatalf("decoded %q, want %q", got, canon)
-		}
+		require.Equal(t, string(canon), string(refDecode(t, out)), "decoded")
 	}
 }
 
@@ -563,9 +544,7 @@ func FuzzDotWriter(f *testing.F) {
 		var buf bytes.Buffer
 		d := NewDotWriter(&buf)
 		writeSplit(t, d, data, splits)
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.Close())
 		checkAgainstReference(t, data, 0, buf.Bytes(), d)
 	})
 }
@@ -584,9 +563,7 @@ func FuzzDotWriterSkip(f *testing.F) {
 		d := NewDotWriter(&buf)
 		d.Skip(skip)
 		writeSplit(t, d, data, splits)
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.Close())
 		checkAgainstReference(t, data, skip, buf.Bytes(), d)
 	})
 }
@@ -603,15 +580,9 @@ func FuzzCanonicalWriter(f *testing.F) {
 		d := newCanonicalWriter(&buf)
 		d.Skip(skip)
 		writeSplit(t, d, data, splits)
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(buf.Bytes(), canon[skip:]) {
-			t.Fatalf("input %q skip %d:\n got %q\nwant %q", data, skip, buf.Bytes(), canon[skip:])
-		}
-		if d.Count() != int64(len(canon)) {
-			t.Fatalf("Count() = %d, want %d", d.Count(), len(canon))
-		}
+		require.NoError(t, d.Close())
+		require.Equal(t, string(canon[skip:]), buf.String(), "input %q skip %d", data, skip)
+		require.Equal(t, int64(len(canon)), d.Count(), "Count()")
 	})
 }
 

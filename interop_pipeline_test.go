@@ -6,12 +6,13 @@ package smtp_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
 	smtp "github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/interop"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func interopDial(t *testing.T, addr string, chunking bool) *smtp.Client {
@@ -20,13 +21,12 @@ func interopDial(t *testing.T, addr string, chunking bool) *smtp.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()
 	c, err := d.Dial(ctx, addr)
-	if err != nil {
-		t.Fatalf("Dial(%s): %v", addr, err)
-	}
+	require.NoError(t, err, "Dial(%s)", addr)
 	t.Cleanup(func() { c.Close() })
 	for _, ext := range []string{"PIPELINING", "CHUNKING"} {
-		if ok, _ := c.Extension(ext); !ok && (ext == "PIPELINING" || chunking) {
-			t.Fatalf("the server does not offer %s", ext)
+		if ext == "PIPELINING" || chunking {
+			ok, _ := c.Extension(ext)
+			require.True(t, ok, "the server does not offer %s", ext)
 		}
 	}
 	return c
@@ -49,16 +49,15 @@ func TestInteropPipelinedSendWithRefusedRecipient(t *testing.T) {
 				defer cancel()
 				res, err := c.Send(ctx, &smtp.Envelope{From: "sender@example.com", To: smtp.Recipients(to...)}, bytes.NewReader(msg))
 				var re *smtp.RecipientsError
-				if !errors.As(err, &re) || len(re.Refused) != 1 || re.Refused[0].Addr != "reject@example.com" || replyCode(err) != 550 {
-					t.Fatalf("Send: %v; want one 550 refusal for reject@example.com", err)
-				}
-				if res == nil || res.Reply == nil || res.Accepted() != 2 {
-					t.Fatalf("Result %+v: want the message accepted for two recipients", res)
-				}
+				require.ErrorAs(t, err, &re, "Send: want one 550 refusal for reject@example.com")
+				require.Len(t, re.Refused, 1, "Send: %v; want one 550 refusal for reject@example.com", err)
+				require.Equal(t, "reject@example.com", re.Refused[0].Addr, "Send: %v; want one 550 refusal for reject@example.com", err)
+				require.Equal(t, 550, replyCode(err), "Send: %v; want one 550 refusal for reject@example.com", err)
+				require.NotNil(t, res, "Result: want the message accepted for two recipients")
+				require.NotNil(t, res.Reply, "Result %+v: want the message accepted for two recipients", res)
+				require.Equal(t, 2, res.Accepted(), "Result %+v: want the message accepted for two recipients", res)
 				checkDelivered(t, good, marker, msg)
-				if err := c.Quit(); err != nil {
-					t.Fatalf("Quit: %v", err)
-				}
+				require.NoError(t, c.Quit(), "Quit")
 			})
 		}
 	}
@@ -75,9 +74,7 @@ func TestInteropBatch(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 			defer cancel()
 			b, err := c.NewBatch(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			const n = 20
 			type sent struct {
 				marker string
@@ -96,25 +93,20 @@ func TestInteropBatch(t *testing.T) {
 				msg := interopMessage(marker, "sender@example.com", to, fmt.Sprint("bulk ", i), dotLines...)
 				msgs = append(msgs, sent{marker, to, msg})
 				i := i
-				if err := b.Send(&smtp.Envelope{From: "sender@example.com", To: smtp.Recipients(to...)}, bytes.NewReader(msg),
-					func(_ *smtp.Result, err error) { outcomes[i] = err; reported++ }); err != nil {
-					t.Fatalf("Send %d: %v", i, err)
-				}
+				err := b.Send(&smtp.Envelope{From: "sender@example.com", To: smtp.Recipients(to...)}, bytes.NewReader(msg),
+					func(_ *smtp.Result, err error) { outcomes[i] = err; reported++ })
+				require.NoError(t, err, "Send %d", i)
 			}
-			if err := b.Quit(); err != nil {
-				t.Fatalf("Quit: %v", err)
-			}
-			if reported != n {
-				t.Fatalf("%d outcomes reported, want %d", reported, n)
-			}
+			require.NoError(t, b.Quit(), "Quit")
+			require.Equal(t, n, reported, "outcomes reported")
 			for i, err := range outcomes {
 				if i == 7 {
 					var re *smtp.RecipientsError
-					if !errors.As(err, &re) || re.Accepted != 1 {
-						t.Errorf("message 7: %v; want one refused recipient", err)
+					if assert.ErrorAs(t, err, &re, "message 7: want one refused recipient") {
+						assert.Equal(t, 1, re.Accepted, "message 7: %v; want one refused recipient", err)
 					}
-				} else if err != nil {
-					t.Errorf("message %d: %v", i, err)
+				} else {
+					assert.NoError(t, err, "message %d", i)
 				}
 			}
 			for i, m := range msgs {
@@ -134,28 +126,20 @@ func TestInteropSinkBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
 	defer cancel()
 	b, err := c.NewBatch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	failed := 0
 	for i := 0; i < 200; i++ {
 		msg := interopMessage(fmt.Sprint("sink", i), "sender@example.com", []string{"x@example.net"}, "sink", dotLines...)
-		if err := b.Send(&smtp.Envelope{From: "sender@example.com", To: smtp.Recipients("x@example.net", "y@example.net", "z@example.net")},
+		err := b.Send(&smtp.Envelope{From: "sender@example.com", To: smtp.Recipients("x@example.net", "y@example.net", "z@example.net")},
 			bytes.NewReader(msg), func(_ *smtp.Result, err error) {
-				if err != nil {
+				if !assert.NoError(t, err, "message") {
 					failed++
-					t.Errorf("message: %v", err)
 				}
-			}); err != nil {
-			t.Fatal(err)
-		}
+			})
+		require.NoError(t, err)
 	}
-	if err := b.Quit(); err != nil {
-		t.Fatal(err)
-	}
-	if failed > 0 {
-		t.Fatalf("%d messages failed", failed)
-	}
+	require.NoError(t, b.Quit())
+	require.Zero(t, failed, "messages failed")
 }
 
 // The Pool against Postfix: concurrent senders share a few connections and
@@ -187,9 +171,7 @@ func TestInteropPool(t *testing.T) {
 		}(s)
 	}
 	for i := 0; i < senders*each; i++ {
-		if err := <-results; err != nil {
-			t.Errorf("Send: %v", err)
-		}
+		assert.NoError(t, <-results, "Send")
 	}
 	close(msgs)
 	for m := range msgs {

@@ -20,6 +20,8 @@ import (
 
 	smtp "github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/interop"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -117,13 +119,9 @@ func interopClient(t *testing.T, addr string) *smtp.Client {
 	conn := interop.Dial(t, addr, interopTimeout)
 	host, _, _ := strings.Cut(addr, ":")
 	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		t.Fatalf("NewClient(%s): %v", addr, err)
-	}
+	require.NoError(t, err, "NewClient(%s)", addr)
 	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.resmtp.test"); err != nil {
-		t.Fatalf("Hello: %v", err)
-	}
+	require.NoError(t, c.Hello("client.resmtp.test"), "Hello")
 	return c
 }
 
@@ -131,15 +129,10 @@ func interopClient(t *testing.T, addr string) *smtp.Client {
 func sendData(t *testing.T, c *smtp.Client, msg []byte) {
 	t.Helper()
 	w, err := c.Data()
-	if err != nil {
-		t.Fatalf("Data: %v", err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		t.Fatalf("writing message: %v", err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("closing Data writer (end of data): %v", err)
-	}
+	require.NoError(t, err, "Data")
+	_, err = w.Write(msg)
+	require.NoError(t, err, "writing message")
+	require.NoError(t, w.Close(), "closing Data writer (end of data)")
 }
 
 // replyCode returns the SMTP reply code in err's chain, or 0.
@@ -180,9 +173,7 @@ func TestInteropSendMail(t *testing.T) {
 			err := interop.Within(t, interopTimeout, func() error {
 				return smtp.SendMail(addr, nil, from, rcpts, msg)
 			})
-			if err != nil {
-				t.Fatalf("SendMail: %v", err)
-			}
+			require.NoError(t, err, "SendMail")
 			checkDelivered(t, rcpts, marker, msg)
 		})
 	}
@@ -201,22 +192,17 @@ func TestInteropSendMailRefusedRecipientDeliversNothing(t *testing.T) {
 	refused := interop.Marker(t)
 	msg := interopMessage(refused, from, rcpts, "SendMail with a refused recipient", "must not be delivered")
 	err := interop.Within(t, interopTimeout, func() error { return smtp.SendMail(addr, nil, from, rcpts, msg) })
-	te, ok := err.(*textproto.Error)
-	if !ok || te.Code != 550 {
-		t.Fatalf("SendMail: %T %v; want net/smtp's *textproto.Error 550", err, err)
-	}
+	require.IsType(t, &textproto.Error{}, err, "SendMail: %v; want net/smtp's *textproto.Error 550", err)
+	require.Equal(t, 550, err.(*textproto.Error).Code, "SendMail: %v; want net/smtp's *textproto.Error 550", err)
 
 	control := interop.Marker(t)
 	accepted := []string{"first@example.com", "last@example.org"}
 	msg2 := interopMessage(control, from, accepted, "SendMail afterwards", "delivered")
-	if err := interop.Within(t, interopTimeout, func() error { return smtp.SendMail(addr, nil, from, accepted, msg2) }); err != nil {
-		t.Fatalf("SendMail afterwards: %v", err)
-	}
+	err = interop.Within(t, interopTimeout, func() error { return smtp.SendMail(addr, nil, from, accepted, msg2) })
+	require.NoError(t, err, "SendMail afterwards")
 	checkDelivered(t, accepted, control, msg2)
 	time.Sleep(time.Second)
-	if interop.Delivered(t, refused) {
-		t.Fatal("Postfix delivered the message whose SendMail failed")
-	}
+	require.False(t, interop.Delivered(t, refused), "Postfix delivered the message whose SendMail failed")
 }
 
 // TestInteropClientTransactions sends several messages, one of them big, over
@@ -239,24 +225,14 @@ func TestInteropClientTransactions(t *testing.T) {
 		marker := interop.Marker(t)
 		rcpt := fmt.Sprintf("txn%d@example.org", i)
 		msg := interopMessage(marker, "sender@example.org", []string{rcpt}, fmt.Sprintf("transaction %d", i), body...)
-		if err := c.Mail("sender@example.org"); err != nil {
-			t.Fatalf("message %d: Mail: %v", i, err)
-		}
-		if err := c.Rcpt(rcpt); err != nil {
-			t.Fatalf("message %d: Rcpt: %v", i, err)
-		}
+		require.NoError(t, c.Mail("sender@example.org"), "message %d: Mail", i)
+		require.NoError(t, c.Rcpt(rcpt), "message %d: Rcpt", i)
 		sendData(t, c, msg)
-		if err := c.Reset(); err != nil {
-			t.Fatalf("message %d: Reset: %v", i, err)
-		}
+		require.NoError(t, c.Reset(), "message %d: Reset", i)
 		all = append(all, sent{rcpt, marker, msg})
 	}
-	if err := c.Noop(); err != nil {
-		t.Fatalf("Noop: %v", err)
-	}
-	if err := c.Quit(); err != nil {
-		t.Fatalf("Quit: %v", err)
-	}
+	require.NoError(t, c.Noop(), "Noop")
+	require.NoError(t, c.Quit(), "Quit")
 	for _, s := range all {
 		checkDelivered(t, []string{s.rcpt}, s.marker, s.msg)
 	}
@@ -276,58 +252,36 @@ func TestInteropStartTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := interopClient(t, addr)
-			if ok, _ := c.Extension("STARTTLS"); !ok {
-				t.Fatal(`Extension("STARTTLS") = false on the STARTTLS port`)
-			}
-			if _, ok := c.TLSConnectionState(); ok {
-				t.Fatal("TLSConnectionState ok before StartTLS")
-			}
+			offered, _ := c.Extension("STARTTLS")
+			require.True(t, offered, `Extension("STARTTLS") on the STARTTLS port`)
+			_, ok := c.TLSConnectionState()
+			require.False(t, ok, "TLSConnectionState ok before StartTLS")
 			err := c.StartTLS(&tls.Config{ServerName: tt.serverName, RootCAs: roots})
 			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("StartTLS with ServerName %q: no error, want a certificate error", tt.serverName)
-				}
+				require.Error(t, err, "StartTLS with ServerName %q: want a certificate error", tt.serverName)
 				return
 			}
-			if err != nil {
-				t.Fatalf("StartTLS: %v", err)
-			}
+			require.NoError(t, err, "StartTLS")
 			state, ok := c.TLSConnectionState()
-			if !ok {
-				t.Fatal("TLSConnectionState: not ok after StartTLS")
-			}
-			if !state.HandshakeComplete {
-				t.Error("TLS handshake not complete")
-			}
-			if state.Version < tls.VersionTLS12 {
-				t.Errorf("TLS version %#x, want >= TLS 1.2", state.Version)
-			}
-			if len(state.VerifiedChains) == 0 {
-				t.Error("no verified certificate chain")
-			}
+			require.True(t, ok, "TLSConnectionState: not ok after StartTLS")
+			assert.True(t, state.HandshakeComplete, "TLS handshake not complete")
+			assert.GreaterOrEqual(t, state.Version, uint16(tls.VersionTLS12), "TLS version %#x, want >= TLS 1.2", state.Version)
+			assert.NotEmpty(t, state.VerifiedChains, "no verified certificate chain")
 			// Postfix does not offer STARTTLS again after the new EHLO.
-			if ok, _ := c.Extension("STARTTLS"); ok {
-				t.Error(`Extension("STARTTLS") = true after StartTLS`)
-			}
+			offered, _ = c.Extension("STARTTLS")
+			assert.False(t, offered, `Extension("STARTTLS") after StartTLS`)
 			marker := interop.Marker(t)
 			rcpt := "tls@example.com"
 			msg := interopMessage(marker, "sender@example.com", []string{rcpt}, "over TLS", dotLines...)
-			if err := c.Mail("sender@example.com"); err != nil {
-				t.Fatalf("Mail: %v", err)
-			}
-			if err := c.Rcpt(rcpt); err != nil {
-				t.Fatalf("Rcpt: %v", err)
-			}
+			require.NoError(t, c.Mail("sender@example.com"), "Mail")
+			require.NoError(t, c.Rcpt(rcpt), "Rcpt")
 			sendData(t, c, msg)
-			if err := c.Quit(); err != nil {
-				t.Fatalf("Quit: %v", err)
-			}
+			require.NoError(t, c.Quit(), "Quit")
 			got := interop.WaitForMessage(t, interop.Maildir(t), marker, deliveryTimeout)
 			interop.CheckDelivered(t, got, msg)
 			// smtpd_tls_received_header = yes: Postfix records the TLS session.
-			if added, _, _ := interop.SplitDelivered(got, "From"); !bytes.Contains(added, []byte("(using TLS")) {
-				t.Errorf("Received header does not say the message came over TLS:\n%s", added)
-			}
+			added, _, _ := interop.SplitDelivered(got, "From")
+			assert.Contains(t, string(added), "(using TLS", "Received header does not say the message came over TLS")
 		})
 	}
 }
@@ -341,9 +295,7 @@ func TestInteropSendMailUntrustedCert(t *testing.T) {
 	err := interop.Within(t, interopTimeout, func() error {
 		return smtp.SendMail(addr, nil, "sender@example.com", []string{"alice@example.com"}, msg)
 	})
-	if err == nil {
-		t.Fatal("SendMail to a server with an untrusted certificate: no error")
-	}
+	require.Error(t, err, "SendMail to a server with an untrusted certificate")
 }
 
 // TestInteropSendMailAuthUnsupported: the test Postfix offers no AUTH, so
@@ -356,9 +308,7 @@ func TestInteropSendMailAuthUnsupported(t *testing.T) {
 	err := interop.Within(t, interopTimeout, func() error {
 		return smtp.SendMail(addr, auth, "sender@example.com", []string{"alice@example.com"}, msg)
 	})
-	if err == nil {
-		t.Fatal("SendMail with PlainAuth to a server without AUTH: no error")
-	}
+	require.Error(t, err, "SendMail with PlainAuth to a server without AUTH")
 }
 
 // TestInteropRcptRejected: recipients rejected in the middle of a transaction
@@ -389,29 +339,22 @@ func TestInteropRcptRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := interopClient(t, addr)
-			if err := c.Mail("sender@example.com"); err != nil {
-				t.Fatalf("Mail: %v", err)
-			}
+			require.NoError(t, c.Mail("sender@example.com"), "Mail")
 			var accepted []string
 			for i, rcpt := range tt.rcpts {
 				err := c.Rcpt(rcpt)
-				switch want := tt.codes[i]; {
-				case want == 0 && err != nil:
-					t.Fatalf("Rcpt(%s): %v", rcpt, err)
-				case want == 0:
+				if want := tt.codes[i]; want == 0 {
+					require.NoError(t, err, "Rcpt(%s)", rcpt)
 					accepted = append(accepted, rcpt)
-				case err == nil:
-					t.Fatalf("Rcpt(%s): no error, want %d", rcpt, want)
-				case replyCode(err) != want:
-					t.Fatalf("Rcpt(%s): %v (code %d), want code %d", rcpt, err, replyCode(err), want)
+				} else {
+					require.Error(t, err, "Rcpt(%s): want %d", rcpt, want)
+					require.Equal(t, want, replyCode(err), "Rcpt(%s): %v", rcpt, err)
 				}
 			}
 			marker := interop.Marker(t)
 			msg := interopMessage(marker, "sender@example.com", tt.rcpts, "partly rejected", "Some recipients were rejected.", ".")
 			sendData(t, c, msg)
-			if err := c.Quit(); err != nil {
-				t.Fatalf("Quit: %v", err)
-			}
+			require.NoError(t, c.Quit(), "Quit")
 			checkDelivered(t, accepted, marker, msg)
 		})
 	}
@@ -420,27 +363,18 @@ func TestInteropRcptRejected(t *testing.T) {
 // TestInteropRcptAllRejected: with every recipient rejected, DATA fails.
 func TestInteropRcptAllRejected(t *testing.T) {
 	c := interopClient(t, interop.Postfix(t))
-	if err := c.Mail("sender@example.com"); err != nil {
-		t.Fatalf("Mail: %v", err)
-	}
-	if err := c.Rcpt("reject@example.com"); replyCode(err) != 550 {
-		t.Fatalf("Rcpt(reject@example.com): %v, want code 550", err)
-	}
-	if _, err := c.Data(); err == nil {
-		t.Fatal("Data with no accepted recipient: no error")
-	} else if code := replyCode(err); code < 500 || code > 599 {
-		t.Fatalf("Data: %v (code %d), want a 5xx reply", err, code)
-	}
+	require.NoError(t, c.Mail("sender@example.com"), "Mail")
+	err := c.Rcpt("reject@example.com")
+	require.Equal(t, 550, replyCode(err), "Rcpt(reject@example.com): %v", err)
+	_, err = c.Data()
+	require.Error(t, err, "Data with no accepted recipient")
+	code := replyCode(err)
+	require.GreaterOrEqual(t, code, 500, "Data: %v, want a 5xx reply", err)
+	require.LessOrEqual(t, code, 599, "Data: %v, want a 5xx reply", err)
 	// The session is still usable.
-	if err := c.Reset(); err != nil {
-		t.Fatalf("Reset: %v", err)
-	}
-	if err := c.Noop(); err != nil {
-		t.Fatalf("Noop: %v", err)
-	}
-	if err := c.Quit(); err != nil {
-		t.Fatalf("Quit: %v", err)
-	}
+	require.NoError(t, c.Reset(), "Reset")
+	require.NoError(t, c.Noop(), "Noop")
+	require.NoError(t, c.Quit(), "Quit")
 }
 
 func TestInteropExtensions(t *testing.T) {
@@ -482,23 +416,16 @@ func TestInteropExtensions(t *testing.T) {
 			c := interopClient(t, tt.addr(t))
 			for _, e := range tt.exts {
 				ok, param := c.Extension(e.name)
-				if ok != e.want {
-					t.Errorf("Extension(%q) = %v, want %v", e.name, ok, e.want)
-				}
-				if ok && e.want && e.param != "" && param != e.param {
-					t.Errorf("Extension(%q) parameter = %q, want %q", e.name, param, e.param)
+				assert.Equal(t, e.want, ok, "Extension(%q)", e.name)
+				if ok && e.want && e.param != "" {
+					assert.Equal(t, e.param, param, "Extension(%q) parameter", e.name)
 				}
 			}
 			// Lower case works too.
-			if ok, _ := c.Extension("pipelining"); !ok {
-				t.Error(`Extension("pipelining") = false`)
-			}
-			if err := c.Noop(); err != nil {
-				t.Errorf("Noop: %v", err)
-			}
-			if err := c.Quit(); err != nil {
-				t.Errorf("Quit: %v", err)
-			}
+			lower, _ := c.Extension("pipelining")
+			assert.True(t, lower, `Extension("pipelining")`)
+			assert.NoError(t, c.Noop(), "Noop")
+			assert.NoError(t, c.Quit(), "Quit")
 		})
 	}
 }
@@ -518,13 +445,9 @@ func TestInteropSinkManyMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := interopClient(t, addr)
 			for i := range 20 {
-				if err := c.Mail(fmt.Sprintf("sender%d@example.com", i)); err != nil {
-					t.Fatalf("message %d: Mail: %v", i, err)
-				}
+				require.NoError(t, c.Mail(fmt.Sprintf("sender%d@example.com", i)), "message %d: Mail", i)
 				for j := range 3 {
-					if err := c.Rcpt(fmt.Sprintf("rcpt%d-%d@example.net", i, j)); err != nil {
-						t.Fatalf("message %d: Rcpt %d: %v", i, j, err)
-					}
+					require.NoError(t, c.Rcpt(fmt.Sprintf("rcpt%d-%d@example.net", i, j)), "message %d: Rcpt %d", i, j)
 				}
 				if !tt.abort {
 					body := append([]string{fmt.Sprintf("message %d", i)}, dotLines...)
@@ -533,16 +456,10 @@ func TestInteropSinkManyMessages(t *testing.T) {
 					}
 					sendData(t, c, interopMessage(interop.Marker(t), "sender@example.com", []string{"x@example.net"}, "sink", body...))
 				}
-				if err := c.Reset(); err != nil {
-					t.Fatalf("message %d: Reset: %v", i, err)
-				}
+				require.NoError(t, c.Reset(), "message %d: Reset", i)
 			}
-			if err := c.Noop(); err != nil {
-				t.Fatalf("Noop: %v", err)
-			}
-			if err := c.Quit(); err != nil {
-				t.Fatalf("Quit: %v", err)
-			}
+			require.NoError(t, c.Noop(), "Noop")
+			require.NoError(t, c.Quit(), "Quit")
 		})
 	}
 }
@@ -557,12 +474,8 @@ func TestInteropQuitClose(t *testing.T) {
 				addr = interop.Postfix(t)
 			}
 			c := interopClient(t, addr)
-			if err := c.Noop(); err != nil {
-				t.Fatalf("Noop: %v", err)
-			}
-			if err := c.Quit(); err != nil {
-				t.Fatalf("Quit: %v", err)
-			}
+			require.NoError(t, c.Noop(), "Noop")
+			require.NoError(t, c.Quit(), "Quit")
 			_ = c.Close()
 		})
 	}
@@ -583,11 +496,7 @@ func TestInteropVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := c.Verify(tt.addr)
-		if replyCode(err) != tt.code {
-			t.Errorf("Verify(%s): %v (code %d), want code %d", tt.addr, err, replyCode(err), tt.code)
-		}
+		assert.Equal(t, tt.code, replyCode(err), "Verify(%s): %v", tt.addr, err)
 	}
-	if err := c.Quit(); err != nil {
-		t.Fatalf("Quit: %v", err)
-	}
+	require.NoError(t, c.Quit(), "Quit")
 }

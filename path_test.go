@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -100,30 +99,20 @@ func FuzzParsePath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePath(s)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidPath) {
-				t.Fatalf("ParsePath(%q): error %v does not match ErrInvalidPath", s, err)
-			}
+			require.ErrorIs(t, err, ErrInvalidPath, "ParsePath(%q)", s)
 			return
 		}
 		q, err := ParsePath(p.String())
-		if err != nil {
-			t.Fatalf("ParsePath(%q) = %#v, whose String %q does not parse: %v", s, p, p.String(), err)
-		}
-		if p.String() != q.String() || len(p.Route) != len(q.Route) || p.Mailbox != q.Mailbox {
-			t.Fatalf("ParsePath(%q) = %#v, then %#v", s, p, q)
-		}
-		if r, err := ParsePath(p.Addr()); err != nil || r.String() != p.String() {
-			t.Fatalf("ParsePath(Addr %q) = %#v, %v", p.Addr(), r, err)
-		}
-		if err := validateAddress(p.Addr()); err != nil {
-			t.Fatalf("the Client refuses %q: %v", p.Addr(), err)
-		}
-		if len(p.String()) > maxPathLen {
-			t.Fatalf("%q is longer than %d", p.String(), maxPathLen)
-		}
-		if strings.Trim(s, "<>") != p.Addr() {
-			t.Fatalf("ParsePath(%q).Addr() = %q, not as given", s, p.Addr())
-		}
+		require.NoError(t, err, "ParsePath(%q) = %#v, whose String %q does not parse", s, p, p.String())
+		require.Equal(t, p.String(), q.String(), "ParsePath(%q) = %#v, then %#v", s, p, q)
+		require.Len(t, q.Route, len(p.Route), "ParsePath(%q) = %#v, then %#v", s, p, q)
+		require.Equal(t, p.Mailbox, q.Mailbox, "ParsePath(%q) = %#v, then %#v", s, p, q)
+		r, err := ParsePath(p.Addr())
+		require.NoError(t, err, "ParsePath(Addr %q) = %#v", p.Addr(), r)
+		require.Equal(t, p.String(), r.String(), "ParsePath(Addr %q) = %#v", p.Addr(), r)
+		require.NoError(t, validateAddress(p.Addr()), "the Client refuses %q", p.Addr())
+		require.LessOrEqual(t, len(p.String()), maxPathLen, "%q is longer than %d", p.String(), maxPathLen)
+		require.Equal(t, strings.Trim(s, "<>"), p.Addr(), "ParsePath(%q).Addr() not as given", s)
 	})
 }
 

@@ -112,26 +112,23 @@ func FuzzReply(f *testing.F) {
 		rep, err := readTestReply(string(in), 2048, 4096)
 		if err != nil {
 			var pe *ProtocolError
-			if !errors.As(err, &pe) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("untyped error %T: %v", err, err)
-			}
+			typed := errors.As(err, &pe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+			require.True(t, typed, "untyped error %T: %v", err, err)
 			return
 		}
-		if rep.Code < 200 || rep.Code > 559 || len(rep.Lines) == 0 {
-			t.Fatalf("bad reply %+v", rep)
-		}
+		require.GreaterOrEqual(t, rep.Code, 200, "bad reply %+v", rep)
+		require.LessOrEqual(t, rep.Code, 559, "bad reply %+v", rep)
+		require.NotEmpty(t, rep.Lines, "bad reply %+v", rep)
 		total := 0
 		for _, l := range rep.Lines {
 			total += len(l)
-			if strings.ContainsAny(l, "\r\n\x00") {
-				t.Fatalf("line holds a line break or NUL: %q", l)
-			}
+			require.NotContains(t, l, "\r", "line holds a line break or NUL: %q", l)
+			require.NotContains(t, l, "\n", "line holds a line break or NUL: %q", l)
+			require.NotContains(t, l, "\x00", "line holds a line break or NUL: %q", l)
 		}
-		if total > 4096 {
-			t.Fatalf("reply of %d octets passed a 4096 limit", total)
-		}
-		if rep.Enhanced != (EnhancedCode{}) && rep.Enhanced.Class != rep.Code/100 {
-			t.Fatalf("enhanced class %d with code %d", rep.Enhanced.Class, rep.Code)
+		require.LessOrEqual(t, total, 4096, "reply of %d octets passed a 4096 limit", total)
+		if rep.Enhanced != (EnhancedCode{}) {
+			require.Equal(t, rep.Code/100, rep.Enhanced.Class, "enhanced class %d with code %d", rep.Enhanced.Class, rep.Code)
 		}
 	})
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var _ DNS = (*net.Resolver)(nil)
@@ -522,38 +525,26 @@ func TestResolve(t *testing.T) {
 			r.Rand = resNoShuffle
 			got, err := r.Resolve(context.Background(), tt.domain)
 			if tt.wantErr == nil && !tt.wantTemp {
-				if err != nil {
-					t.Fatalf("Resolve(%q): %v", tt.domain, err)
-				}
-				if g := resFmt(got); !slices.Equal(g, tt.want) {
-					t.Errorf("Resolve(%q) =\n\t%q\nwant\n\t%q", tt.domain, g, tt.want)
-				}
+				require.NoError(t, err, "Resolve(%q)", tt.domain)
+				assert.Equal(t, tt.want, resFmt(got), "Resolve(%q)", tt.domain)
 			} else {
-				if err == nil {
-					t.Fatalf("Resolve(%q) = %q, want an error", tt.domain, resFmt(got))
-				}
-				if got != nil {
-					t.Errorf("Resolve(%q) returned targets %q with its error", tt.domain, resFmt(got))
-				}
+				require.Error(t, err, "Resolve(%q) = %q, want an error", tt.domain, resFmt(got))
+				assert.Nil(t, got, "Resolve(%q) returned targets %q with its error", tt.domain, resFmt(got))
 				var re *ResolveError
-				if !errors.As(err, &re) {
-					t.Fatalf("Resolve(%q): %T %v, want a *ResolveError", tt.domain, err, err)
+				require.ErrorAs(t, err, &re, "Resolve(%q)", tt.domain)
+				assert.Equal(t, tt.domain, re.Domain, "ResolveError.Domain")
+				if tt.wantErr != nil {
+					assert.ErrorIs(t, err, tt.wantErr, "Resolve(%q)", tt.domain)
 				}
-				if re.Domain != tt.domain {
-					t.Errorf("ResolveError.Domain = %q, want %q", re.Domain, tt.domain)
-				}
-				if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-					t.Errorf("Resolve(%q): %v, want %v", tt.domain, err, tt.wantErr)
-				}
-				if re.Temporary() != tt.wantTemp {
-					t.Errorf("Resolve(%q): %v: Temporary() = %v, want %v", tt.domain, err, re.Temporary(), tt.wantTemp)
-				}
-				if !strings.Contains(err.Error(), tt.domain) {
-					t.Errorf("error %q does not name the domain", err)
-				}
+				assert.Equal(t, tt.wantTemp, re.Temporary(), "Resolve(%q): %v: Temporary()", tt.domain, err)
+				assert.ErrorContains(t, err, tt.domain, "the error does not name the domain")
 			}
-			if tt.asked != nil && !slices.Equal(dns.asked, tt.asked) {
-				t.Errorf("DNS asked\n\t%q\nwant\n\t%q", dns.asked, tt.asked)
+			switch {
+			case tt.asked == nil:
+			case len(tt.asked) == 0:
+				assert.Empty(t, dns.asked, "DNS asked")
+			default:
+				assert.Equal(t, tt.asked, dns.asked, "DNS asked")
 			}
 		})
 	}
@@ -574,35 +565,33 @@ func TestResolveErrors(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := r.Resolve(ctx, "null.example")
-	if want := "smtp: resolving null.example: domain accepts no mail (null MX)"; err == nil || err.Error() != want {
-		t.Errorf("null MX: %v, want %q", err, want)
-	}
+	assert.EqualError(t, err, "smtp: resolving null.example: domain accepts no mail (null MX)", "null MX")
 
 	_, err = r.Resolve(ctx, "temp.example")
 	var dnsErr *net.DNSError
-	if !errors.As(err, &dnsErr) || !dnsErr.IsTemporary || dnsErr.Name != "temp.example." {
-		t.Errorf("temporary MX failure: %v: no temporary *net.DNSError for temp.example.", err)
+	if assert.ErrorAs(t, err, &dnsErr, "temporary MX failure") {
+		assert.True(t, dnsErr.IsTemporary, "temporary MX failure: %v: no temporary *net.DNSError for temp.example.", err)
+		assert.Equal(t, "temp.example.", dnsErr.Name, "temporary MX failure: %v: no temporary *net.DNSError for temp.example.", err)
 	}
 
 	_, err = r.Resolve(ctx, "mx.example")
 	want := "smtp: resolving mx.example: no address to deliver to: lookup a.mx.example.: no such host; lookup b.mx.example.: i/o timeout"
-	if err == nil || err.Error() != want {
-		t.Errorf("all hosts failing: %v, want %q", err, want)
-	}
+	assert.EqualError(t, err, want, "all hosts failing")
 	var re *ResolveError
-	if !errors.As(err, &re) || len(re.Errs) != 2 || !re.Temporary() {
-		t.Fatalf("all hosts failing: %#v, want a temporary *ResolveError with 2 host errors", err)
+	require.ErrorAs(t, err, &re, "all hosts failing: want a temporary *ResolveError with 2 host errors")
+	require.Len(t, re.Errs, 2, "all hosts failing: %#v, want a temporary *ResolveError with 2 host errors", err)
+	require.True(t, re.Temporary(), "all hosts failing: %#v, want a temporary *ResolveError with 2 host errors", err)
+	if assert.ErrorAs(t, err, &dnsErr, "want the first host's not-found error") {
+		assert.True(t, dnsErr.IsNotFound, "errors.As found %v, want the first host's not-found error", dnsErr)
+		assert.Equal(t, "a.mx.example.", dnsErr.Name, "errors.As found %v, want the first host's not-found error", dnsErr)
 	}
-	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound || dnsErr.Name != "a.mx.example." {
-		t.Errorf("errors.As found %v, want the first host's not-found error", dnsErr)
-	}
-	if !errors.As(re.Errs[1], &dnsErr) || !dnsErr.Timeout() {
-		t.Errorf("second host error %v, want a timeout", re.Errs[1])
+	if assert.ErrorAs(t, re.Errs[1], &dnsErr, "second host error, want a timeout") {
+		assert.True(t, dnsErr.Timeout(), "second host error %v, want a timeout", re.Errs[1])
 	}
 
 	_, err = r.Resolve(ctx, "bad_domain.example")
-	if err == nil || !errors.Is(err, ErrInvalidDomain) || !strings.HasPrefix(err.Error(), "smtp: resolving bad_domain.example: invalid domain: ") {
-		t.Errorf("invalid domain: %v", err)
+	if assert.ErrorIs(t, err, ErrInvalidDomain, "invalid domain") {
+		assert.True(t, strings.HasPrefix(err.Error(), "smtp: resolving bad_domain.example: invalid domain: "), "invalid domain: %v", err)
 	}
 }
 
@@ -651,20 +640,18 @@ func TestResolveInvalidDomain(t *testing.T) {
 		r := &Resolver{DNS: dns}
 		got, err := r.Resolve(context.Background(), domain)
 		var re *ResolveError
-		if !errors.Is(err, ErrInvalidDomain) || !errors.As(err, &re) || re.Temporary() {
-			t.Errorf("Resolve(%q) = %q, %v; want a permanent ErrInvalidDomain", domain, resFmt(got), err)
+		if assert.ErrorIs(t, err, ErrInvalidDomain, "Resolve(%q) = %q", domain, resFmt(got)) &&
+			assert.ErrorAs(t, err, &re, "Resolve(%q) = %q", domain, resFmt(got)) {
+			assert.False(t, re.Temporary(), "Resolve(%q) = %q, %v; want a permanent ErrInvalidDomain", domain, resFmt(got), err)
 		}
-		if len(dns.asked) != 0 {
-			t.Errorf("Resolve(%q) asked the DNS %q", domain, dns.asked)
-		}
+		assert.Empty(t, dns.asked, "Resolve(%q) asked the DNS", domain)
 	}
 
 	// The longest name is valid.
 	dns := &resFakeDNS{mx: map[string]resMX{long253 + ".": {}}, ip: map[string]resIP{long253 + ".": {addrs: resIPs("192.0.2.1")}}}
 	got, err := (&Resolver{DNS: dns}).Resolve(context.Background(), long253)
-	if err != nil || len(got) != 1 {
-		t.Errorf("Resolve(253 octets) = %q, %v", resFmt(got), err)
-	}
+	assert.NoError(t, err, "Resolve(253 octets)")
+	assert.Len(t, got, 1, "Resolve(253 octets) = %q", resFmt(got))
 }
 
 func TestResolveShufflesEqualPreferences(t *testing.T) {
@@ -683,16 +670,14 @@ func TestResolveShufflesEqualPreferences(t *testing.T) {
 	order := func(r *Resolver) string {
 		t.Helper()
 		ts, err := r.Resolve(context.Background(), "example.com")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var s string
 		for _, x := range ts {
 			s += x.Host[:1]
 		}
-		if len(s) != 5 || s[0] != 'd' || s[4] != 'e' {
-			t.Fatalf("order %q: want d first and e last", s)
-		}
+		require.Len(t, s, 5, "order %q: want d first and e last", s)
+		require.Equal(t, "d", s[:1], "order %q: want d first and e last", s)
+		require.Equal(t, "e", s[4:], "order %q: want d first and e last", s)
 		return s[1:4]
 	}
 	seen := map[string]bool{}
@@ -703,20 +688,14 @@ func TestResolveShufflesEqualPreferences(t *testing.T) {
 		seen[o] = true
 		// The same seed gives the same order.
 		again := rand.New(rand.NewPCG(seed, seed))
-		if o2 := order(&Resolver{DNS: dns, Rand: again.IntN}); o2 != o {
-			t.Fatalf("seed %d: order %q then %q", seed, o, o2)
-		}
+		require.Equal(t, o, order(&Resolver{DNS: dns, Rand: again.IntN}), "seed %d: the order again", seed)
 	}
-	if len(seen) != 6 {
-		t.Errorf("saw %d of the 6 orders of equal preferences in %d seeds: %v", len(seen), maxSeeds, seen)
-	}
+	assert.Len(t, seen, 6, "the orders of equal preferences seen in %d seeds", maxSeeds)
 
 	// The default source of randomness.
 	order(&Resolver{DNS: dns})
 	// A Rand out of range does not panic.
-	if o := order(&Resolver{DNS: dns, Rand: func(n int) int { return n }}); o != "abc" {
-		t.Errorf("Rand out of range: order %q, want abc", o)
-	}
+	assert.Equal(t, "abc", order(&Resolver{DNS: dns, Rand: func(n int) int { return n }}), "Rand out of range: order")
 	order(&Resolver{DNS: dns, Rand: func(int) int { return -1 }})
 }
 
@@ -729,12 +708,12 @@ func TestResolveContext(t *testing.T) {
 	cancel()
 	got, err := (&Resolver{DNS: dns}).Resolve(ctx, "example.com")
 	var re *ResolveError
-	if got != nil || !errors.Is(err, context.Canceled) || !errors.As(err, &re) || !re.Temporary() {
-		t.Errorf("canceled: %q, %v; want a temporary context.Canceled", resFmt(got), err)
+	assert.Nil(t, got, "canceled: %q, %v; want a temporary context.Canceled", resFmt(got), err)
+	assert.ErrorIs(t, err, context.Canceled, "canceled: want a temporary context.Canceled")
+	if assert.ErrorAs(t, err, &re, "canceled: want a temporary context.Canceled") {
+		assert.True(t, re.Temporary(), "canceled: %q, %v; want a temporary context.Canceled", resFmt(got), err)
 	}
-	if len(dns.asked) != 0 {
-		t.Errorf("canceled: DNS asked %q", dns.asked)
-	}
+	assert.Empty(t, dns.asked, "canceled: DNS asked")
 
 	// Canceled after the MX lookup.
 	ctx, cancel = context.WithCancel(context.Background())
@@ -742,12 +721,9 @@ func TestResolveContext(t *testing.T) {
 	cd := &resCancelDNS{resFakeDNS: dns, cancel: cancel}
 	dns.asked = nil
 	got, err = (&Resolver{DNS: cd}).Resolve(ctx, "example.com")
-	if got != nil || !errors.Is(err, context.Canceled) {
-		t.Errorf("canceled after MX: %q, %v; want context.Canceled", resFmt(got), err)
-	}
-	if want := []string{"MX example.com."}; !slices.Equal(dns.asked, want) {
-		t.Errorf("canceled after MX: DNS asked %q, want %q", dns.asked, want)
-	}
+	assert.Nil(t, got, "canceled after MX: %q, %v; want context.Canceled", resFmt(got), err)
+	assert.ErrorIs(t, err, context.Canceled, "canceled after MX")
+	assert.Equal(t, []string{"MX example.com."}, dns.asked, "canceled after MX: DNS asked")
 }
 
 // resCancelDNS cancels a context once the MX records are looked up.
@@ -764,8 +740,9 @@ func (d *resCancelDNS) LookupMX(ctx context.Context, name string) ([]*net.MX, er
 func TestResolveNilResolver(t *testing.T) {
 	var r *Resolver
 	got, err := r.Resolve(context.Background(), "[IPv6:2001:db8::25]")
-	if err != nil || len(got) != 1 || got[0].Addr != "[2001:db8::25]:25" {
-		t.Errorf("nil Resolver: %q, %v", resFmt(got), err)
+	assert.NoError(t, err, "nil Resolver")
+	if assert.Len(t, got, 1, "nil Resolver: %q", resFmt(got)) {
+		assert.Equal(t, "[2001:db8::25]:25", got[0].Addr, "nil Resolver")
 	}
 }
 
@@ -798,20 +775,12 @@ func TestReorderForRestart(t *testing.T) {
 		for _, i := range tt.want {
 			want = append(want, targets[i])
 		}
-		if !slices.Equal(got, want) {
-			t.Errorf("reorderForRestart(%q) =\n\t%q\nwant\n\t%q", tt.original, resFmt(got), resFmt(want))
-		}
-		if !slices.Equal(targets, orig) {
-			t.Fatalf("reorderForRestart(%q) modified its argument", tt.original)
-		}
+		assert.Equal(t, want, got, "reorderForRestart(%q)", tt.original)
+		require.Equal(t, orig, targets, "reorderForRestart(%q) modified its argument", tt.original)
 		got[0].Addr = "changed"
-		if !slices.Equal(targets, orig) {
-			t.Fatalf("reorderForRestart(%q) returned its argument's array", tt.original)
-		}
+		require.Equal(t, orig, targets, "reorderForRestart(%q) returned its argument's array", tt.original)
 	}
-	if got := reorderForRestart(nil, "192.0.2.1:25"); len(got) != 0 {
-		t.Errorf("reorderForRestart(nil) = %q", resFmt(got))
-	}
+	assert.Empty(t, reorderForRestart(nil, "192.0.2.1:25"), "reorderForRestart(nil)")
 }
 
 // resFuzzDNS answers every name, choosing the answer by a hash of the name,
@@ -899,37 +868,29 @@ func FuzzResolveDomain(f *testing.F) {
 		got, err := r.Resolve(context.Background(), domain)
 		if err != nil {
 			var re *ResolveError
-			if !errors.As(err, &re) {
-				t.Fatalf("Resolve(%q): %T %v, want a *ResolveError", domain, err, err)
-			}
-			if got != nil {
-				t.Fatalf("Resolve(%q) returned targets with error %v", domain, err)
-			}
+			require.ErrorAs(t, err, &re, "Resolve(%q)", domain)
+			require.Nil(t, got, "Resolve(%q) returned targets with error %v", domain, err)
 			_ = re.Temporary()
 			_ = err.Error()
 		} else {
-			if len(got) == 0 || len(got) > defaultMaxAddrs {
-				t.Fatalf("Resolve(%q) returned %d targets", domain, len(got))
-			}
+			require.NotEmpty(t, got, "Resolve(%q) returned no targets", domain)
+			require.LessOrEqual(t, len(got), defaultMaxAddrs, "Resolve(%q) returned %d targets", domain, len(got))
 			seen := map[netip.Addr]bool{}
 			for _, tg := range got {
 				ap, err := netip.ParseAddrPort(tg.Addr)
-				if err != nil || ap.Port() != 25 || !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Addr().Is4In6() {
-					t.Fatalf("Resolve(%q): bad Addr %q (%v)", domain, tg.Addr, err)
-				}
-				if seen[ap.Addr()] {
-					t.Fatalf("Resolve(%q): %s repeated", domain, tg.Addr)
-				}
+				require.NoError(t, err, "Resolve(%q): bad Addr %q", domain, tg.Addr)
+				require.Equal(t, uint16(25), ap.Port(), "Resolve(%q): bad Addr %q", domain, tg.Addr)
+				require.True(t, ap.Addr().IsValid(), "Resolve(%q): bad Addr %q", domain, tg.Addr)
+				require.False(t, ap.Addr().IsUnspecified(), "Resolve(%q): bad Addr %q", domain, tg.Addr)
+				require.False(t, ap.Addr().Is4In6(), "Resolve(%q): bad Addr %q", domain, tg.Addr)
+				require.False(t, seen[ap.Addr()], "Resolve(%q): %s repeated", domain, tg.Addr)
 				seen[ap.Addr()] = true
-				if tg.Host == "" || strings.HasSuffix(tg.Host, ".") {
-					t.Fatalf("Resolve(%q): bad Host %q", domain, tg.Host)
-				}
+				require.NotEmpty(t, tg.Host, "Resolve(%q): bad Host %q", domain, tg.Host)
+				require.False(t, strings.HasSuffix(tg.Host, "."), "Resolve(%q): bad Host %q", domain, tg.Host)
 			}
 		}
 		for _, name := range dns.asked {
-			if !resValidName(name) {
-				t.Fatalf("Resolve(%q) asked the DNS for %q", domain, name)
-			}
+			require.True(t, resValidName(name), "Resolve(%q) asked the DNS for %q", domain, name)
 		}
 	})
 }

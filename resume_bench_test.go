@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/resmtp/smtp/internal/smtptest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The cost of a restart (RFC 1845 §3): a message cut at 90 % and resumed
@@ -145,9 +147,7 @@ func measureResume(tb testing.TB, msg []byte, chunk bool, chunkSize int, cutPerc
 	}
 	srv, err := smtptest.NewServer(smtptest.Config{Extensions: ext, MaxMessageSize: 2*c.size + 1<<20,
 		ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: c.cutWire}}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	defer srv.Close()
 	src := newCountingSource(msg)
 	var resumed []int64
@@ -159,19 +159,15 @@ func measureResume(tb testing.TB, msg []byte, chunk bool, chunkSize int, cutPerc
 	start := time.Now()
 	res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, src)
 	c.elapsed = time.Since(start)
-	if err != nil {
-		tb.Fatalf("Send: %v", err)
-	}
+	require.NoError(tb, err, "Send")
 	msgs := srv.Messages()
-	if len(msgs) != 1 || !bytes.Equal(msgs[0].Data, msg) {
-		tb.Fatalf("%d copies on the server, the first identical: %v", len(msgs), len(msgs) > 0 && bytes.Equal(msgs[0].Data, msg))
-	}
-	if res.Restarts != 1 || len(resumed) != 1 || srv.Conns() != 2 {
-		tb.Fatalf("restarts %d, resumed at %v, %d connections", res.Restarts, resumed, srv.Conns())
-	}
-	if !equalInt64s(msgs[0].ResumedAt, resumed) {
-		tb.Fatalf("server ResumedAt %v, client %v", msgs[0].ResumedAt, resumed)
-	}
+	require.Len(tb, msgs, 1, "copies on the server")
+	// Not require.Equal: a diff of megabytes is no help.
+	require.True(tb, bytes.Equal(msgs[0].Data, msg), "the copy on the server is not the message")
+	require.Equal(tb, 1, res.Restarts, "restarts %d, resumed at %v, %d connections", res.Restarts, resumed, srv.Conns())
+	require.Len(tb, resumed, 1, "restarts %d, resumed at %v, %d connections", res.Restarts, resumed, srv.Conns())
+	require.Equal(tb, 2, srv.Conns(), "restarts %d, resumed at %v, %d connections", res.Restarts, resumed, srv.Conns())
+	require.Equal(tb, resumed, msgs[0].ResumedAt, "server ResumedAt, client's Resumed")
 	c.offset = resumed[0]
 	c.remainder = c.size - c.offset
 	c.resumedWire = transcriptWire(srv.Transcript(2))
@@ -185,29 +181,14 @@ func measureResume(tb testing.TB, msg []byte, chunk bool, chunkSize int, cutPerc
 			last = &src.seeks[i]
 		}
 	}
-	if last == nil {
-		tb.Fatalf("the resumed attempt did not seek the source: %+v", src.seeks)
-	}
+	require.NotNil(tb, last, "the resumed attempt did not seek the source: %+v", src.seeks)
 	c.srcAfter, c.srcFirst = last.read, last.firstRead
-	if c.srcFirst != last.offset || c.srcFirst > c.offset {
-		tb.Fatalf("the first read after the resume seek is at %d, the seek at %d, the 355 offset %d", c.srcFirst, last.offset, c.offset)
-	}
+	require.Equal(tb, last.offset, c.srcFirst, "the first read after the resume seek is at %d, the seek at %d, the 355 offset %d", c.srcFirst, last.offset, c.offset)
+	require.LessOrEqual(tb, c.srcFirst, c.offset, "the first read after the resume seek is at %d, the seek at %d, the 355 offset %d", c.srcFirst, last.offset, c.offset)
 	c.srcResume = src.read[2]
 	c.srcSeeks = src.byAtt[2]
 	c.longestLine = longestLine(msg)
 	return c
-}
-
-func equalInt64s(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkResumeCost asserts the two bounds of the issue: the octets on the
@@ -217,20 +198,19 @@ func equalInt64s(a, b []int64) bool {
 func checkResumeCost(tb testing.TB, c resumeCost, chunk bool) {
 	tb.Helper()
 	oneLine := c.longestLine + 3 // the line with its CRLF, and ".\r\n"
-	if over := c.overWire(); over < 0 || over > oneLine {
-		tb.Errorf("the resumed connection sent %d octets beyond the remainder, more than one line (%d): %v", over, oneLine, c)
-	}
-	if chunk && c.overWire() != 0 {
-		tb.Errorf("BDAT sent %d octets beyond the remainder: %v", c.overWire(), c)
+	over := c.overWire()
+	assert.GreaterOrEqual(tb, over, int64(0), "the resumed connection sent fewer octets than the remainder: %v", c)
+	assert.LessOrEqual(tb, over, oneLine, "the resumed connection sent %d octets beyond the remainder, more than one line (%d): %v", over, oneLine, c)
+	if chunk {
+		assert.Zero(tb, over, "BDAT sent %d octets beyond the remainder: %v", over, c)
 	}
 	// The server holds what it received up to the cut, less the partial
 	// line with DATA: the remainder is the cut's plus at most one line.
-	if lost := c.remainder - (c.size - c.cutCanon); lost < 0 || lost > c.longestLine {
-		tb.Errorf("the 355 offset is %d octets before the cut: %v", lost, c)
-	}
-	if c.srcAfter-c.remainder > 64<<10 || c.srcAfter < c.remainder {
-		tb.Errorf("read %d source octets after the resume seek for a remainder of %d: %v", c.srcAfter, c.remainder, c)
-	}
+	lost := c.remainder - (c.size - c.cutCanon)
+	assert.GreaterOrEqual(tb, lost, int64(0), "the 355 offset is %d octets before the cut: %v", lost, c)
+	assert.LessOrEqual(tb, lost, c.longestLine, "the 355 offset is %d octets before the cut: %v", lost, c)
+	assert.LessOrEqual(tb, c.srcAfter-c.remainder, int64(64<<10), "read %d source octets after the resume seek for a remainder of %d: %v", c.srcAfter, c.remainder, c)
+	assert.GreaterOrEqual(tb, c.srcAfter, c.remainder, "read %d source octets after the resume seek for a remainder of %d: %v", c.srcAfter, c.remainder, c)
 	if c.srcResume-c.remainder > 64<<10 {
 		// Checking the 355 offset reads from the resume point to the
 		// offset, and the data is then read again from that point.
@@ -286,12 +266,14 @@ func TestResume_CostIsTheRemainder(t *testing.T) {
 			var maxGap, maxAfter, maxAttempt int64
 			for pct := int64(50); pct < 100; pct += 4 {
 				c := measureResume(t, small, chunk, 0, pct)
-				if over := c.overWire(); over < 0 || over > c.longestLine+3 || chunk && over != 0 {
-					t.Errorf("cut at %d %%: %d octets over the remainder: %v", pct, over, c)
+				over := c.overWire()
+				assert.GreaterOrEqual(t, over, int64(0), "cut at %d %%: %d octets over the remainder: %v", pct, over, c)
+				assert.LessOrEqual(t, over, c.longestLine+3, "cut at %d %%: %d octets over the remainder: %v", pct, over, c)
+				if chunk {
+					assert.Zero(t, over, "cut at %d %%: %d octets over the remainder: %v", pct, over, c)
 				}
-				if c.srcAfter < c.remainder || c.srcAfter-c.remainder > 64<<10 {
-					t.Errorf("cut at %d %%: read %d source octets after the seek for a remainder of %d: %v", pct, c.srcAfter, c.remainder, c)
-				}
+				assert.GreaterOrEqual(t, c.srcAfter, c.remainder, "cut at %d %%: read %d source octets after the seek for a remainder of %d: %v", pct, c.srcAfter, c.remainder, c)
+				assert.LessOrEqual(t, c.srcAfter-c.remainder, int64(64<<10), "cut at %d %%: read %d source octets after the seek for a remainder of %d: %v", pct, c.srcAfter, c.remainder, c)
 				maxGap = max(maxGap, c.offset-c.srcSeeks[len(c.srcSeeks)-1])
 				maxAfter = max(maxAfter, c.srcAfter-c.remainder)
 				maxAttempt = max(maxAttempt, c.srcResume-c.remainder)

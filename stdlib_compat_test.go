@@ -41,6 +41,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -87,22 +90,16 @@ func TestStdlibNetSMTPTests(t *testing.T) {
 	for _, d := range res.dropped {
 		t.Logf("dropped %s", d)
 	}
-	if len(res.keptTests) == 0 {
-		t.Fatalf("no test function of %s survived the filter", testFile)
-	}
+	require.NotEmpty(t, res.keptTests, "no test function of %s survived the filter", testFile)
 
 	exampleSrc := stdlibCompatRewriteExample(t, exampleFile)
 
 	// 3: write both into a "_"-prefixed temp dir inside the module.
 	stdlibCompatSweepStale(t, modRoot)
 	tmp, err := os.MkdirTemp(modRoot, stdlibCompatDirPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		if err := os.RemoveAll(tmp); err != nil {
-			t.Errorf("removing %s: %v", tmp, err)
-		}
+		assert.NoError(t, os.RemoveAll(tmp), "removing %s", tmp)
 	})
 	tmpRel := filepath.Base(tmp)
 	testsPkg := stdlibCompatModulePath + "/" + tmpRel + "/" + stdlibCompatTestsDir
@@ -115,16 +112,12 @@ func TestStdlibNetSMTPTests(t *testing.T) {
 		stdlibCompatExampleDir: exampleSrc,
 	} {
 		d := filepath.Join(tmp, dir)
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.Mkdir(d, 0o755))
 		name := "smtp_test.go"
 		if dir == stdlibCompatExampleDir {
 			name = "example_test.go"
 		}
-		if err := os.WriteFile(filepath.Join(d, name), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(filepath.Join(d, name), src, 0o644))
 	}
 
 	// 4: run them.
@@ -161,33 +154,23 @@ func TestStdlibNetSMTPTests(t *testing.T) {
 		t.Logf("stdlib tests without a result (%d): %s", len(missing), strings.Join(missing, ", "))
 	}
 
-	if runErr != nil {
-		t.Errorf("go test of the stdlib net/smtp tests failed: %v\n%s", runErr, out)
-	}
+	assert.NoError(t, runErr, "go test of the stdlib net/smtp tests failed:\n%s", out)
 
 	for _, name := range stdlibCompatRequiredTests {
 		if !slices.Contains(res.allTests, name) {
 			continue // not in this Go version's smtp_test.go
 		}
-		switch {
-		case !slices.Contains(res.keptTests, name):
-			t.Errorf("required stdlib test %s was dropped by the filter (it no longer type-checks as an external test)", name)
-		case results[name] != "PASS":
-			st := results[name]
-			if st == "" {
-				st = "no result"
-			}
-			t.Errorf("required stdlib test %s did not pass: %s", name, st)
+		if assert.Contains(t, res.keptTests, name, "required stdlib test %s was dropped by the filter (it no longer type-checks as an external test)", name) {
+			assert.Equal(t, "PASS", results[name], "required stdlib test %s did not pass (\"\": no result)", name)
 		}
 	}
 
 	// Examples without an "// Output:" comment are compiled but not run;
 	// a successful compile shows up as an "ok" line for the package.
-	if !regexp.MustCompile(`(?m)^ok\s+` + regexp.QuoteMeta(examplePkg) + `(\s|$)`).MatchString(out) {
-		t.Errorf("Go's net/smtp example_test.go did not compile/pass against %s (no \"ok\" line for %s)", stdlibCompatModulePath, examplePkg)
-	}
-	if !regexp.MustCompile(`(?m)^ok\s+`+regexp.QuoteMeta(testsPkg)+`(\s|$)`).MatchString(out) && runErr == nil {
-		t.Errorf("no \"ok\" line for %s in go test output:\n%s", testsPkg, out)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^ok\s+`+regexp.QuoteMeta(examplePkg)+`(\s|$)`), out,
+		"Go's net/smtp example_test.go did not compile/pass against %s (no \"ok\" line for %s)", stdlibCompatModulePath, examplePkg)
+	if runErr == nil {
+		assert.Regexp(t, regexp.MustCompile(`(?m)^ok\s+`+regexp.QuoteMeta(testsPkg)+`(\s|$)`), out, "no \"ok\" line for %s in go test output", testsPkg)
 	}
 }
 
@@ -235,21 +218,15 @@ func stdlibCompatGoroot(t *testing.T) (goroot, goBin string) {
 func stdlibCompatModuleRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	modLine := regexp.MustCompile(`(?m)^module\s+"?` + regexp.QuoteMeta(stdlibCompatModulePath) + `"?\s*$`)
 	for {
 		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
-			if !modLine.Match(data) {
-				t.Fatalf("%s/go.mod does not declare module %s", dir, stdlibCompatModulePath)
-			}
+			require.Regexp(t, modLine, string(data), "%s/go.mod does not declare module %s", dir, stdlibCompatModulePath)
 			return dir
 		}
 		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("go.mod of module %s not found above the working directory", stdlibCompatModulePath)
-		}
+		require.NotEqual(t, dir, parent, "go.mod of module %s not found above the working directory", stdlibCompatModulePath)
 		dir = parent
 	}
 }
@@ -329,9 +306,7 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 	t.Helper()
 	fset := token.NewFileSet()
 	orig, err := parser.ParseFile(fset, filename, nil, parser.ParseComments|parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatalf("parsing %s: %v", filename, err)
-	}
+	require.NoError(t, err, "parsing %s", filename)
 	base := filepath.Base(filename)
 	where := func(n ast.Node) string {
 		p := fset.Position(n.Pos())
@@ -361,9 +336,7 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 
 	imp := newStdlibCompatImporter(goroot)
 	for iter := 0; ; iter++ {
-		if iter > len(orig.Decls)+len(imports)+2 {
-			t.Fatalf("filtering %s did not converge", filename)
-		}
+		require.LessOrEqual(t, iter, len(orig.Decls)+len(imports)+2, "filtering %s did not converge", filename)
 		src := stdlibCompatRender(t, fset, orig, imports, decls)
 
 		// Type-check exactly what will be written out.
@@ -371,9 +344,7 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 		// The (virtual) file name places it in GOROOT's net/smtp, which is
 		// how the importer recognizes the imports of this file.
 		gen, err := parser.ParseFile(gfset, filepath.Join(imp.rootDir, "generated_"+base), src, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatalf("parsing generated file: %v\n%s", err, src)
-		}
+		require.NoError(t, err, "parsing generated file:\n%s", src)
 		// Map the generated file's nodes back to the units they came from.
 		var units []stdlibCompatUnit
 		var nodes []ast.Node
@@ -391,9 +362,7 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 								break
 							}
 						}
-						if u.imp == nil {
-							t.Fatalf("internal error: generated import %q not found", path)
-						}
+						require.NotNil(t, u.imp, "internal error: generated import %q not found", path)
 					}
 					units = append(units, u)
 					nodes = append(nodes, s)
@@ -404,10 +373,8 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 			units = append(units, stdlibCompatUnit{decl: decls[len(units)-gi]})
 			nodes = append(nodes, d)
 		}
-		if gi != len(imports)+1 || len(units)-gi != len(decls) {
-			t.Fatalf("internal error: generated file does not match its declarations (%d/%d imports, %d/%d decls)",
-				gi, len(imports)+1, len(units)-gi, len(decls))
-		}
+		require.Equal(t, len(imports)+1, gi, "internal error: generated file does not match its declarations (imports)")
+		require.Equal(t, len(decls), len(units)-gi, "internal error: generated file does not match its declarations (decls)")
 
 		var errs []types.Error
 		info := &types.Info{
@@ -421,9 +388,7 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 			Error:    func(err error) { errs = append(errs, err.(types.Error)) },
 		}
 		conf.Check("smtp_test", gfset, []*ast.File{gen}, info)
-		if imp.fatal != nil {
-			t.Fatalf("type-checking against GOROOT's net/smtp: %v", imp.fatal)
-		}
+		require.NoError(t, imp.fatal, "type-checking against GOROOT's net/smtp")
 		if len(errs) == 0 {
 			res.src = src
 			break
@@ -445,12 +410,10 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 					break
 				}
 			}
-			if idx < 0 {
-				t.Fatalf("type error outside any top-level declaration: %v\n%s", e, src)
-			}
+			require.GreaterOrEqual(t, idx, 0, "type error outside any top-level declaration: %v\n%s", e, src)
 			u := units[idx]
-			if u.decl == nil && u.imp == nil {
-				t.Fatalf("cannot use the dot import of %s: %v", stdlibCompatModulePath, e)
+			if u.decl == nil {
+				require.NotNil(t, u.imp, "cannot use the dot import of %s: %v", stdlibCompatModulePath, e)
 			}
 			if u.imp != nil {
 				// Only imports that are unusable outside GOROOT or that
@@ -458,9 +421,7 @@ func stdlibCompatFilter(t *testing.T, goroot, filename string) stdlibCompatResul
 				path, _ := strconv.Unquote(u.imp.Path.Value)
 				spec := nodes[idx].(*ast.ImportSpec)
 				pn := info.PkgNameOf(spec)
-				if stdlibCompatImportAllowed(path) && (pn == nil || usedPkgs[pn]) {
-					t.Fatalf("unexpected error for import %q: %v", path, e)
-				}
+				require.False(t, stdlibCompatImportAllowed(path) && (pn == nil || usedPkgs[pn]), "unexpected error for import %q: %v", path, e)
 			}
 			if _, ok := drop[idx]; !ok {
 				drop[idx] = e.Msg
@@ -521,15 +482,11 @@ func stdlibCompatRender(t *testing.T, fset *token.FileSet, orig *ast.File, impor
 	pcfg := printer.Config{Mode: printer.UseSpaces | printer.TabIndent, Tabwidth: 8}
 	for _, d := range decls {
 		buf.WriteString("\n")
-		if err := pcfg.Fprint(&buf, fset, &printer.CommentedNode{Node: d, Comments: orig.Comments}); err != nil {
-			t.Fatalf("printing %s: %v", stdlibCompatDeclName(d), err)
-		}
+		require.NoError(t, pcfg.Fprint(&buf, fset, &printer.CommentedNode{Node: d, Comments: orig.Comments}), "printing %s", stdlibCompatDeclName(d))
 		buf.WriteString("\n")
 	}
 	src, err := format.Source(buf.Bytes())
-	if err != nil {
-		t.Fatalf("formatting generated file: %v\n%s", err, buf.Bytes())
-	}
+	require.NoError(t, err, "formatting generated file:\n%s", buf.Bytes())
 	return src
 }
 
@@ -539,9 +496,7 @@ func stdlibCompatRewriteExample(t *testing.T, filename string) []byte {
 	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, filename, nil, parser.ParseComments|parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatalf("parsing %s: %v", filename, err)
-	}
+	require.NoError(t, err, "parsing %s", filename)
 	found := false
 	for _, is := range f.Imports {
 		if path, _ := strconv.Unquote(is.Path.Value); path == "net/smtp" {
@@ -549,14 +504,10 @@ func stdlibCompatRewriteExample(t *testing.T, filename string) []byte {
 			found = true
 		}
 	}
-	if !found {
-		t.Fatalf("%s does not import net/smtp", filename)
-	}
+	require.True(t, found, "%s does not import net/smtp", filename)
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "// Code generated by TestStdlibNetSMTPTests from %s; DO NOT EDIT.\n\n", filename)
-	if err := format.Node(&buf, fset, f); err != nil {
-		t.Fatalf("printing %s: %v", filename, err)
-	}
+	require.NoError(t, format.Node(&buf, fset, f), "printing %s", filename)
 	return buf.Bytes()
 }
 
@@ -668,9 +619,7 @@ func stdlibCompatGoTest(t *testing.T, goBin, modRoot string, pkgs ...string) (st
 			timeout = left
 		}
 	}
-	if timeout < 30*time.Second {
-		t.Fatalf("not enough time left before the test deadline to run go test (%v)", timeout)
-	}
+	require.GreaterOrEqual(t, timeout, 30*time.Second, "not enough time left before the test deadline to run go test (%v)", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/resmtp/smtp/internal/smtptest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The fault sweep: connection 1 is cut at every command boundary and at a
@@ -116,9 +118,7 @@ type sweepEnv struct {
 func newSweepServer(t *testing.T, cfg smtptest.Config) *smtptest.Server {
 	t.Helper()
 	s, err := smtptest.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -187,7 +187,7 @@ func (e *sweepEnv) run(t *testing.T, c sweepCase) {
 
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Errorf("%s: %s\nerr=%v res=%+v resumed=%v refused=%v messages=%d\n%s", c.name, fmt.Sprintf(format, args...),
+		assert.Fail(t, fmt.Sprintf(format, args...), "%s\nerr=%v res=%+v resumed=%v refused=%v messages=%d\n%s", c.name,
 			err, res, resumed, refused, len(msgs), dumpTranscripts(srv))
 	}
 	for i, m := range msgs {
@@ -545,8 +545,8 @@ func TestSweep_CutEverywhere(t *testing.T) {
 			ev := e.tally
 			t.Logf("%s sweep: %d octet positions (%d random, %d edges); %s; every connection cut: cases=%d errors=%d successes=%d extra copies=%d; %v",
 				mode.name, positions, len(random), len(edges), sweep, ev.cases, ev.failed, ev.cases-ev.failed, ev.dups, time.Since(start).Round(time.Millisecond))
-			if positions < 200 && !testing.Short() {
-				t.Errorf("only %d octet positions", positions)
+			if !testing.Short() {
+				assert.GreaterOrEqual(t, positions, 200, "octet positions")
 			}
 		})
 	}
@@ -566,9 +566,7 @@ func cleanRun(t *testing.T, e *sweepEnv) (cmds []string, bounds []int64) {
 	k := &Courier{Dialer: d, RetryDelay: time.Millisecond, Attempts: 1}
 	_, err := k.Send(context.Background(), []string{px.Addr()}, &Envelope{From: "a@example.org", To: Recipients(sweepRcpts...)}, bytes.NewReader(e.msg))
 	px.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cmds = px.Commands()
 	want := []string{"EHLO", "MAIL"}
 	for range sweepRcpts {
@@ -591,15 +589,12 @@ func cleanRun(t *testing.T, e *sweepEnv) (cmds []string, bounds []int64) {
 				bounds = append(bounds, end)
 			}
 		}
-		if end != int64(len(e.msg)) || len(bounds) < 4 {
-			t.Fatalf("chunks end at %v", bounds)
-		}
+		require.Equal(t, int64(len(e.msg)), end, "chunks end at %v", bounds)
+		require.GreaterOrEqual(t, len(bounds), 4, "chunks end at %v", bounds)
 	} else {
 		ok = ok && slices.Equal(rest, []string{"DATA", ".", "QUIT"})
 	}
-	if !ok {
-		t.Fatalf("commands %v", cmds)
-	}
+	require.True(t, ok, "commands %v", cmds)
 	return cmds, bounds
 }
 
@@ -633,9 +628,7 @@ type cutProxy struct {
 
 func newCutProxy(t testing.TB, target string, at cutAt) *cutProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := &cutProxy{t: t, ln: ln, target: target, at: at}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
@@ -744,7 +737,8 @@ func (p *cutProxy) waitReplies(n int) {
 		p.cond.Wait()
 	}
 	if p.replies < 0 {
-		p.t.Errorf("cutProxy: no reply %d from the server", n-1)
+		// Not require: this runs on the proxy's goroutine.
+		assert.Failf(p.t, "cutProxy: timed out", "no reply %d from the server", n-1)
 	}
 }
 
@@ -835,16 +829,11 @@ func TestSweep_BDATResumeBeforeTheRcptRepliesWereRead(t *testing.T) {
 	k := testCourier(&Dialer{ChunkSize: 8 << 10, Trace: &ClientTrace{Resumed: func(off int64) { resumed = append(resumed, off) }}})
 	res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com", "c@example.com")}, bytes.NewReader(msg))
 	msgs := srv.Messages()
-	if len(msgs) != 1 || !bytes.Equal(msgs[0].Data, msg) {
-		t.Fatalf("%d copies on the server", len(msgs))
-	}
-	if len(resumed) != 1 {
-		t.Fatalf("resumed at %v", resumed)
-	}
-	if err != nil {
-		t.Fatalf("the server queued the message as %s for %v, but Send returned %v", msgs[0].QueueID, msgs[0].To, err)
-	}
-	if res.Reply == nil || res.Accepted() != 2 {
-		t.Fatalf("result %+v", res)
-	}
+	require.Len(t, msgs, 1, "copies on the server")
+	// Not require.Equal: a diff of 96 KiB is no help.
+	require.True(t, bytes.Equal(msgs[0].Data, msg), "the copy on the server is not the message")
+	require.Len(t, resumed, 1, "resumed at %v", resumed)
+	require.NoError(t, err, "the server queued the message as %s for %v, but Send failed", msgs[0].QueueID, msgs[0].To)
+	require.NotNil(t, res.Reply, "result %+v", res)
+	require.Equal(t, 2, res.Accepted(), "result %+v", res)
 }

@@ -245,35 +245,41 @@ func FuzzTransID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		err := ValidateTransID(v)
 		want := refValidTransID(v)
-		if want != (err == nil) {
-			t.Fatalf("ValidateTransID(%q) = %v, reference says valid=%v", v, err, want)
+		if want {
+			require.NoError(t, err, "ValidateTransID(%q): the reference says valid", v)
+		} else {
+			require.Error(t, err, "ValidateTransID(%q): the reference says invalid", v)
 		}
 		if err != nil {
 			var te *TransIDError
-			if !errors.As(err, &te) {
-				t.Fatalf("ValidateTransID(%q): %T, not *TransIDError", v, err)
-			}
-			if te.Value != v || te.Reason == "" || te.Index < -1 || te.Index >= len(v) || te.Domain {
-				t.Fatalf("ValidateTransID(%q): bad error %+v", v, te)
-			}
+			require.ErrorAs(t, err, &te, "ValidateTransID(%q)", v)
+			require.Equal(t, v, te.Value, "ValidateTransID(%q): bad error %+v", v, te)
+			require.NotEmpty(t, te.Reason, "ValidateTransID(%q): bad error %+v", v, te)
+			require.GreaterOrEqual(t, te.Index, -1, "ValidateTransID(%q): bad error %+v", v, te)
+			require.Less(t, te.Index, len(v), "ValidateTransID(%q): bad error %+v", v, te)
+			require.False(t, te.Domain, "ValidateTransID(%q): bad error %+v", v, te)
 			_ = err.Error()
 		}
 
 		// v as the client domain of a new TRANSID.
 		id, err := newTransID(v, time.Unix(0, int64(len(v))), bytes.NewReader(zero))
 		wantDom := len(v) <= maxTransIDDomainLen && transIDDomRef.MatchString(v)
-		if wantDom != (err == nil) {
-			t.Fatalf("newTransID(%q) = %q, %v; reference says valid=%v", v, id, err, wantDom)
+		if wantDom {
+			require.NoError(t, err, "newTransID(%q) = %q; the reference says valid", v, id)
+		} else {
+			require.Error(t, err, "newTransID(%q) = %q; the reference says invalid", v, id)
 		}
 		if err != nil {
 			var te *TransIDError
-			if !errors.As(err, &te) || !te.Domain || te.Value != v || te.Index < -1 || te.Index >= len(v) {
-				t.Fatalf("newTransID(%q): bad error %#v", v, err)
-			}
+			require.ErrorAs(t, err, &te, "newTransID(%q)", v)
+			require.True(t, te.Domain, "newTransID(%q): bad error %#v", v, err)
+			require.Equal(t, v, te.Value, "newTransID(%q): bad error %#v", v, err)
+			require.GreaterOrEqual(t, te.Index, -1, "newTransID(%q): bad error %#v", v, err)
+			require.Less(t, te.Index, len(v), "newTransID(%q): bad error %#v", v, err)
 			return
 		}
-		if verr := ValidateTransID(id); verr != nil || !strings.HasSuffix(id, "@"+v+">") || len(id) > MaxTransIDLen {
-			t.Fatalf("newTransID(%q) = %q, which does not validate: %v", v, id, verr)
-		}
+		require.NoError(t, ValidateTransID(id), "newTransID(%q) = %q, which does not validate", v, id)
+		require.True(t, strings.HasSuffix(id, "@"+v+">"), "newTransID(%q) = %q, without the domain at its end", v, id)
+		require.LessOrEqual(t, len(id), MaxTransIDLen, "newTransID(%q) = %q", v, id)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/resmtp/smtp"
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzDotReader: whatever the core's DotWriter makes of a message (canonical
@@ -21,26 +22,17 @@ func FuzzDotReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var wire bytes.Buffer
 		w := smtp.NewDotWriter(&wire)
-		if _, err := w.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		_, err := w.Write(msg)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
 		wire.WriteString("QUIT\r\n") // the next command, which must stay unread
 		br := bufio.NewReaderSize(&wire, 16)
 		d := &dotReader{r: br, deadline: func() {}, bol: true}
 		got, err := io.ReadAll(d)
-		if err != nil {
-			t.Fatalf("message %q: %v", msg, err)
-		}
-		if want := canonical(msg); !bytes.Equal(got, want) {
-			t.Fatalf("message %q: read %q, want %q", msg, got, want)
-		}
+		require.NoError(t, err, "message %q", msg)
+		require.Equal(t, string(canonical(msg)), string(got), "message %q", msg)
 		rest, _ := io.ReadAll(br)
-		if string(rest) != "QUIT\r\n" {
-			t.Fatalf("message %q: left %q after the data, want the next command", msg, rest)
-		}
+		require.Equal(t, "QUIT\r\n", string(rest), "message %q: what follows the data, the next command, must stay unread", msg)
 	})
 }
 
@@ -73,9 +65,9 @@ func FuzzCutPath(f *testing.F) {
 				again += " " + params
 			}
 			p2, params2, ok2 := cutPath(again, prefix)
-			if !ok2 || p2 != path || params2 != params {
-				t.Fatalf("cutPath(%q) = %q, %q; put back together as %q it gives %q, %q, %v", arg, path, params, again, p2, params2, ok2)
-			}
+			require.True(t, ok2, "cutPath(%q) = %q, %q; put back together as %q it does not parse", arg, path, params, again)
+			require.Equal(t, path, p2, "cutPath(%q) = %q, %q; put back together as %q", arg, path, params, again)
+			require.Equal(t, params, params2, "cutPath(%q) = %q, %q; put back together as %q", arg, path, params, again)
 		}
 	})
 }

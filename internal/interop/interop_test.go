@@ -3,6 +3,9 @@ package interop
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A message as Postfix's virtual(8) writes it into the Maildir.
@@ -19,18 +22,12 @@ const delivered = "Return-Path: <sender@example.com>\n" +
 
 func TestSplitDelivered(t *testing.T) {
 	added, original, err := SplitDelivered([]byte(delivered), "From")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "From: <sender@example.com>\nSubject: x\n\n..body\n"; string(original) != want {
-		t.Errorf("original = %q, want %q", original, want)
-	}
-	if !strings.HasPrefix(string(added), "Return-Path:") || !strings.HasSuffix(string(added), "(UTC)\n") {
-		t.Errorf("added = %q", added)
-	}
-	if _, _, err := SplitDelivered([]byte(delivered), "Subject"); err == nil {
-		t.Error("SplitDelivered with the wrong first header: no error")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "From: <sender@example.com>\nSubject: x\n\n..body\n", string(original), "original")
+	assert.True(t, strings.HasPrefix(string(added), "Return-Path:"), "added = %q", added)
+	assert.True(t, strings.HasSuffix(string(added), "(UTC)\n"), "added = %q", added)
+	_, _, err = SplitDelivered([]byte(delivered), "Subject")
+	assert.Error(t, err, "SplitDelivered with the wrong first header")
 }
 
 func TestDeliveredTo(t *testing.T) {
@@ -40,9 +37,7 @@ func TestDeliveredTo(t *testing.T) {
 		"sender@example.com": false,
 		"bo@example.com":     false,
 	} {
-		if got := deliveredTo([]byte(delivered), rcpt); got != want {
-			t.Errorf("deliveredTo(%q) = %v, want %v", rcpt, got, want)
-		}
+		assert.Equal(t, want, deliveredTo([]byte(delivered), rcpt), "deliveredTo(%q)", rcpt)
 	}
 }
 
@@ -51,7 +46,5 @@ func TestCheckDelivered(t *testing.T) {
 }
 
 func TestToLF(t *testing.T) {
-	if got := string(ToLF([]byte("a\r\nb\rc\n\r\n"))); got != "a\nb\rc\n\n" {
-		t.Errorf("ToLF = %q", got)
-	}
+	assert.Equal(t, "a\nb\rc\n\n", string(ToLF([]byte("a\r\nb\rc\n\r\n"))), "ToLF")
 }

@@ -1,6 +1,10 @@
 package pathscan
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
 
 func TestCut(t *testing.T) {
 	tests := []struct {
@@ -21,9 +25,9 @@ func TestCut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		path, rest, ok := Cut(tt.arg, tt.prefix)
-		if path != tt.path || rest != tt.rest || ok != tt.ok {
-			t.Errorf("Cut(%q, %q) = %q, %q, %v; want %q, %q, %v", tt.arg, tt.prefix, path, rest, ok, tt.path, tt.rest, tt.ok)
-		}
+		assert.Equal(t, tt.path, path, "Cut(%q, %q): path", tt.arg, tt.prefix)
+		assert.Equal(t, tt.rest, rest, "Cut(%q, %q): rest", tt.arg, tt.prefix)
+		assert.Equal(t, tt.ok, ok, "Cut(%q, %q): ok", tt.arg, tt.prefix)
 	}
 }
 
@@ -42,8 +46,7 @@ func TestLastBracketed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, ok := LastBracketed(tt.line)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("LastBracketed(%q) = %q, %v; want %q, %v", tt.line, got, ok, tt.want, tt.ok)
-		}
+		assert.Equal(t, tt.want, got, "LastBracketed(%q)", tt.line)
+		assert.Equal(t, tt.ok, ok, "LastBracketed(%q): ok", tt.line)
 	}
 }

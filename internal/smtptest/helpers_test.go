@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,7 +32,7 @@ func checkNoGoroutineLeak(t *testing.T) {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<16)
 				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d before, %d after Close\n%s", before, n, buf)
+				assert.Failf(t, "goroutines left", "goroutines: %d before, %d after Close\n%s", before, n, buf)
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
