@@ -122,18 +122,14 @@ func testCourier(d *Dialer) *Courier {
 // for "localhost" and 127.0.0.1.
 func testServerTLSConfig(t testing.TB) *tls.Config {
 	server, _, err := smtptest.TLSConfigs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return server
 }
 
 // testClientTLSConfig trusts the certificate of testServerTLSConfig.
 func testClientTLSConfig(t testing.TB) *tls.Config {
 	_, client, err := smtptest.TLSConfigs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return client
 }
 

@@ -48,9 +48,7 @@ func turnLog(t *testing.T, srv *smtptest.Server) []smtptest.TurnStep {
 				return srv.TurnLog(1)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not close the connection")
-		}
+		require.False(t, time.Now().After(deadline), "the server did not close the connection")
 		time.Sleep(5 * time.Millisecond)
 	}
 }
