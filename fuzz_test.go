@@ -731,7 +731,7 @@ func fzXtextDecode(s string) (string, bool) {
 const (
 	fzMaxRcptLine = 512 - 2 + 500
 	fzMaxMailLine = len("MAIL FROM:<>") + 254 + len(" SIZE=9223372036854775807") + len(" BODY=BINARYMIME") +
-		len(" SMTPUTF8") + len(" RET=HDRS") + len(" ENVID=") + 300 + len(" TRANSID=") + MaxTransIDLen + len(" REQUIRETLS")
+		len(" SMTPUTF8") + len(" RET=HDRS") + len(" ENVID=") + 300 + len(" TRANSID=") + maxTransIDLen + len(" REQUIRETLS")
 )
 
 func fzCheckEnvelope(t *testing.T, in fzEnvInput) {

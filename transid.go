@@ -3,6 +3,7 @@ package smtp
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,9 +11,13 @@ import (
 	"time"
 )
 
-// MaxTransIDLen is the longest a TRANSID may be, angle brackets included
+// maxTransIDLen is the longest a TRANSID may be, angle brackets included
 // (RFC 1845 §2).
-const MaxTransIDLen = 80
+const maxTransIDLen = 80
+
+// ErrInvalidTransID is matched (errors.Is) by the errors of NewTransID and
+// ValidateTransID for a value that cannot be, or be in, a TRANSID.
+var ErrInvalidTransID = errors.New("smtp: invalid TRANSID")
 
 const (
 	// transIDTimeLen is the width of the time field of a generated
@@ -28,17 +33,18 @@ const (
 )
 
 // maxTransIDDomainLen is the longest client domain NewTransID accepts (43):
-// what MaxTransIDLen leaves after the brackets, the "@" and the generated
+// what maxTransIDLen leaves after the brackets, the "@" and the generated
 // transid-local.
-const maxTransIDDomainLen = MaxTransIDLen - len("<@>") - transIDLocalLen
+const maxTransIDDomainLen = maxTransIDLen - len("<@>") - transIDLocalLen
 
 // transIDEncoding spells the random bits of a generated TRANSID: lower-case
 // base32 ("0"-"9", "a"-"v"), all of them transid-atom characters.
 var transIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
-// A TransIDError reports a value that is not a valid TRANSID (RFC 1845 §2)
-// or a client domain that cannot be a transid-domain.
-type TransIDError struct {
+// A transIDError reports a value that is not a valid TRANSID (RFC 1845 §2)
+// or a client domain that cannot be a transid-domain. It matches
+// ErrInvalidTransID.
+type transIDError struct {
 	// Value is the rejected value.
 	Value string
 	// Index is the byte offset in Value of the first offending octet, or
@@ -53,7 +59,9 @@ type TransIDError struct {
 
 // Error returns the value, quoted and cut to 100 octets, the reason and,
 // when there is one, the index.
-func (e *TransIDError) Error() string {
+func (e *transIDError) Is(target error) bool { return target == ErrInvalidTransID }
+
+func (e *transIDError) Error() string {
 	v := e.Value
 	if len(v) > 100 {
 		v = v[:100] + "..."
@@ -78,10 +86,11 @@ func (e *TransIDError) Error() string {
 // name that identifies the client; it is usually the EHLO name. It must be
 // a valid transid-domain: ASCII atoms separated by single dots, without
 // SPACE, controls or the MIME tspecials, and at most 43
-// octets so that the TRANSID fits in MaxTransIDLen. Anything else,
+// octets so that the TRANSID fits in 80 characters. Anything else,
 // including an address literal such as "[192.0.2.1]" (its brackets are
 // tspecials), an internationalized name not in A-label form, or a name with
-// a trailing dot, is refused with a *TransIDError; NewTransID does not
+// a trailing dot, is refused with an error that matches ErrInvalidTransID
+// and says why; NewTransID does not
 // substitute a name of its own. A client that greets with an address
 // literal should pass a name for itself instead, for example its host
 // name: the random bits, not the domain, make the TRANSID unique.
@@ -124,39 +133,40 @@ func newTransID(domain string, now time.Time, rnd io.Reader) (string, error) {
 // TRANSID made by NewTransID.
 func validateTransIDDomain(domain string) error {
 	if domain == "" {
-		return &TransIDError{Value: domain, Index: -1, Reason: "empty domain", Domain: true}
+		return &transIDError{Value: domain, Index: -1, Reason: "empty domain", Domain: true}
 	}
 	if strings.HasPrefix(domain, "[") {
-		return &TransIDError{Value: domain, Index: 0, Domain: true,
+		return &transIDError{Value: domain, Index: 0, Domain: true,
 			Reason: "an address literal cannot be a transid-domain, its brackets are tspecials; pass a domain name"}
 	}
 	if idx, reason := checkTransIDToken(domain, 0, "domain", false); reason != "" {
-		return &TransIDError{Value: domain, Index: idx, Reason: reason, Domain: true}
+		return &transIDError{Value: domain, Index: idx, Reason: reason, Domain: true}
 	}
 	if len(domain) > maxTransIDDomainLen {
-		return &TransIDError{Value: domain, Index: -1, Domain: true,
-			Reason: fmt.Sprintf("%d octets, longer than the %d that fit in a TRANSID of %d characters", len(domain), maxTransIDDomainLen, MaxTransIDLen)}
+		return &transIDError{Value: domain, Index: -1, Domain: true,
+			Reason: fmt.Sprintf("%d octets, longer than the %d that fit in a TRANSID of %d characters", len(domain), maxTransIDDomainLen, maxTransIDLen)}
 	}
 	return nil
 }
 
 // ValidateTransID reports whether v is a valid TRANSID as RFC 1845 §2
 // defines it: "<" transid-local "@" transid-domain ">", at most
-// MaxTransIDLen characters, each side of the "@" one or more atoms separated
+// 80 characters, each side of the "@" one or more atoms separated
 // by single dots, an atom being one or more ASCII characters other than
 // SPACE, controls, the MIME tspecials ( ) < > @ , ; : \ " / [ ] ? = and ".".
-// It returns nil for a valid value and otherwise a *TransIDError that says
-// what is wrong and, when it can, at which index. The comparison of TRANSIDs
+// It returns nil for a valid value and otherwise an error that matches
+// ErrInvalidTransID and says what is wrong and, when it can, at which
+// index. The comparison of TRANSIDs
 // is case-sensitive, and ValidateTransID changes nothing.
 func ValidateTransID(v string) error {
 	fail := func(idx int, reason string) error {
-		return &TransIDError{Value: v, Index: idx, Reason: reason}
+		return &transIDError{Value: v, Index: idx, Reason: reason}
 	}
 	switch {
 	case v == "":
 		return fail(-1, "empty")
-	case len(v) > MaxTransIDLen:
-		return fail(-1, fmt.Sprintf("%d characters, more than %d", len(v), MaxTransIDLen))
+	case len(v) > maxTransIDLen:
+		return fail(-1, fmt.Sprintf("%d characters, more than %d", len(v), maxTransIDLen))
 	case v[0] != '<':
 		return fail(0, `does not start with "<"`)
 	case len(v) < 2 || v[len(v)-1] != '>':

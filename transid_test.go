@@ -98,7 +98,7 @@ func TestValidateTransIDInvalid(t *testing.T) {
 		err := ValidateTransID(c.v)
 		require.Error(t, err, "%q", c.v)
 		require.False(t, refValidTransID(c.v), "reference accepts %q", c.v)
-		var te *TransIDError
+		var te *transIDError
 		require.True(t, errors.As(err, &te), "%q: %T", c.v, err)
 		require.Equal(t, c.v, te.Value)
 		require.False(t, te.Domain)
@@ -119,7 +119,7 @@ func quoteRune(c rune) string {
 	return "'" + string(c) + "'"
 }
 
-func TestTransIDErrorMessage(t *testing.T) {
+func TestTransIDError_Message(t *testing.T) {
 	err := ValidateTransID("<a b@c>")
 	require.EqualError(t, err, `smtp: invalid TRANSID "<a b@c>": space at index 2 (RFC 1845 §2)`)
 	err = ValidateTransID("<ab>")
@@ -169,11 +169,11 @@ func TestNewTransIDDomain(t *testing.T) {
 		require.NoError(t, err, d)
 		require.NoError(t, ValidateTransID(id))
 		require.True(t, strings.HasSuffix(id, "@"+d+">"), id)
-		require.LessOrEqual(t, len(id), MaxTransIDLen)
+		require.LessOrEqual(t, len(id), maxTransIDLen)
 	}
 	id, err := NewTransID(long)
 	require.NoError(t, err)
-	require.Len(t, id, MaxTransIDLen)
+	require.Len(t, id, maxTransIDLen)
 
 	for _, c := range []struct{ d, reason string }{
 		{"", "empty domain"},
@@ -192,7 +192,7 @@ func TestNewTransIDDomain(t *testing.T) {
 		id, err := NewTransID(c.d)
 		require.Error(t, err, c.d)
 		require.Empty(t, id)
-		var te *TransIDError
+		var te *transIDError
 		require.True(t, errors.As(err, &te))
 		require.True(t, te.Domain)
 		require.Equal(t, c.d, te.Value)
@@ -251,7 +251,7 @@ func FuzzTransID(f *testing.F) {
 			require.Error(t, err, "ValidateTransID(%q): the reference says invalid", v)
 		}
 		if err != nil {
-			var te *TransIDError
+			var te *transIDError
 			require.ErrorAs(t, err, &te, "ValidateTransID(%q)", v)
 			require.Equal(t, v, te.Value, "ValidateTransID(%q): bad error %+v", v, te)
 			require.NotEmpty(t, te.Reason, "ValidateTransID(%q): bad error %+v", v, te)
@@ -270,7 +270,7 @@ func FuzzTransID(f *testing.F) {
 			require.Error(t, err, "newTransID(%q) = %q; the reference says invalid", v, id)
 		}
 		if err != nil {
-			var te *TransIDError
+			var te *transIDError
 			require.ErrorAs(t, err, &te, "newTransID(%q)", v)
 			require.True(t, te.Domain, "newTransID(%q): bad error %#v", v, err)
 			require.Equal(t, v, te.Value, "newTransID(%q): bad error %#v", v, err)
@@ -280,6 +280,6 @@ func FuzzTransID(f *testing.F) {
 		}
 		require.NoError(t, ValidateTransID(id), "newTransID(%q) = %q, which does not validate", v, id)
 		require.True(t, strings.HasSuffix(id, "@"+v+">"), "newTransID(%q) = %q, without the domain at its end", v, id)
-		require.LessOrEqual(t, len(id), MaxTransIDLen, "newTransID(%q) = %q", v, id)
+		require.LessOrEqual(t, len(id), maxTransIDLen, "newTransID(%q) = %q", v, id)
 	})
 }

@@ -4,7 +4,6 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -233,8 +232,7 @@ func Run(t *testing.T, open func(t *testing.T) smtp.CheckpointStore) {
 		require.Error(t, s.Save(ctx, nil))
 		for _, id := range []string{"", "no-brackets@x", "<a b@x>", "<[192.0.2.1]@x>", "<" + strings.Repeat("a", 80) + "@x>"} {
 			err := s.Save(ctx, Sample(id, 0))
-			var te *smtp.TransIDError
-			require.True(t, errors.As(err, &te), "%q: %v", id, err)
+			require.ErrorIs(t, err, smtp.ErrInvalidTransID, "%q", id)
 		}
 		all, err := s.List(ctx)
 		require.NoError(t, err)
