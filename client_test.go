@@ -397,7 +397,7 @@ func TestStartTLS_RefusesResponseInjection(t *testing.T) {
 	err := c.StartTLSContext(context.Background(), testClientTLSConfig(t))
 	var pe *ProtocolError
 	require.ErrorAs(t, err, &pe)
-	assert.Contains(t, pe.Line, "injected")
+	assert.Contains(t, pe.line, "injected")
 	require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
 }
 

@@ -64,34 +64,35 @@ func (e *Error) As(target any) bool {
 // A ProtocolError reports a server that broke the SMTP grammar or exceeded
 // the client's limits: a malformed or over-long reply, a reply that changes
 // its code mid-way, bytes that arrive when no reply is due. The connection is
-// out of step after one, so the Client closes it.
+// out of step after one, so the Client closes it. Its text says what was
+// wrong and quotes the start of the offending input (64 bytes at most);
+// it matches ErrReplyTooLong when a limit was exceeded.
 type ProtocolError struct {
-	// Reason says what was wrong.
-	Reason string
-	// Line is the start of the offending input, quoted, at most 64 bytes.
-	Line string
-	// Err is ErrReplyTooLong when a limit was exceeded.
-	Err error
+	reason string // what was wrong
+	line   string // the start of the offending input, quoted
+	err    error  // ErrReplyTooLong when a limit was exceeded
 
 	textproto string // net/textproto's text for the same line, if it rejects it too
 }
 
+// Error returns "smtp: protocol error: ", what was wrong and the quoted
+// input.
 func (e *ProtocolError) Error() string {
-	if e.Line == "" {
-		return "smtp: protocol error: " + e.Reason
+	if e.line == "" {
+		return "smtp: protocol error: " + e.reason
 	}
-	return "smtp: protocol error: " + e.Reason + ": " + e.Line
+	return "smtp: protocol error: " + e.reason + ": " + e.line
 }
 
-// Unwrap returns the limit error, if any.
-func (e *ProtocolError) Unwrap() error { return e.Err }
+// Unwrap returns ErrReplyTooLong when a limit was exceeded, else nil.
+func (e *ProtocolError) Unwrap() error { return e.err }
 
 func protocolError(reason string, line []byte, err error) *ProtocolError {
 	const max = 64
 	if len(line) > max {
 		line = line[:max]
 	}
-	return &ProtocolError{Reason: reason, Line: strconv.Quote(string(line)), Err: err}
+	return &ProtocolError{reason: reason, line: strconv.Quote(string(line)), err: err}
 }
 
 var (

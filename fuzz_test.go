@@ -209,14 +209,14 @@ func fzCheckHelloErr(t *testing.T, how string, in []byte, err error, want fzEHLO
 	case want.unsolict:
 		var pe *ProtocolError
 		require.ErrorAs(t, err, &pe, "%s: reply %q: want an unsolicited-reply *ProtocolError", how, in)
-		require.Equal(t, "reply received when none was due", pe.Reason, "%s: reply %q: want an unsolicited-reply *ProtocolError, got %v", how, in, err)
+		require.Equal(t, "reply received when none was due", pe.reason, "%s: reply %q: want an unsolicited-reply *ProtocolError, got %v", how, in, err)
 	case want.err != nil:
 		var wpe, pe *ProtocolError
 		if errors.As(want.err, &wpe) {
 			require.ErrorAs(t, err, &pe, "%s: reply %q: want *ProtocolError %v", how, in, wpe)
-			require.Equal(t, wpe.Reason, pe.Reason, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
-			require.Equal(t, wpe.Line, pe.Line, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
-			require.Equal(t, wpe.Err, pe.Err, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
+			require.Equal(t, wpe.reason, pe.reason, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
+			require.Equal(t, wpe.line, pe.line, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
+			require.Equal(t, wpe.err, pe.err, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
 		} else {
 			require.ErrorIs(t, err, fzIsTarget(want.err), "%s: reply %q", how, in)
 		}

@@ -147,7 +147,7 @@ func TestSession_STARTTLSResponseInjection(t *testing.T) {
 	_, err := (&Dialer{LocalName: "client.example", TLSConfig: srv.ClientTLSConfig()}).Dial(context.Background(), srv.Addr)
 	var pe *ProtocolError
 	require.ErrorAs(t, err, &pe)
-	assert.Contains(t, pe.Reason, "injection")
+	assert.Contains(t, pe.reason, "injection")
 }
 
 // DataProgress reports canonical octets as they are written, and the total
