@@ -39,8 +39,7 @@ const (
 // domain itself when it has none.
 //
 // The zero value, and a nil *Resolver, use net.DefaultResolver, port 25 and
-// the default limits. A Resolver is safe for concurrent use if its DNS and
-// Rand are.
+// the default limits. A Resolver is safe for concurrent use if its DNS is.
 type Resolver struct {
 	// DNS answers the lookups. If nil, net.DefaultResolver is used.
 	DNS DNS
@@ -58,10 +57,10 @@ type Resolver struct {
 	// no further hosts are looked up. If zero or negative, 20 is used.
 	MaxAddrs int
 
-	// Rand returns a random integer in [0, n). It orders the mail
+	// intn returns a random integer in [0, n), for the order of the mail
 	// exchangers of equal preference, which RFC 5321 §5.1 requires to be
-	// randomized. If nil, math/rand/v2's IntN is used.
-	Rand func(n int) int
+	// randomized; nil means math/rand/v2's IntN. Tests set it.
+	intn func(n int) int
 }
 
 // A Target is one address to try delivering to.
@@ -181,7 +180,7 @@ func temporary(err error) bool {
 //
 // Resolve looks up the MX records of the domain and orders them by
 // preference, the lowest first, shuffling those of equal preference with
-// r.Rand. It drops repeated hosts and keeps the first MaxHosts. If the domain
+// math/rand/v2. It drops repeated hosts and keeps the first MaxHosts. If the domain
 // has no MX records — the DNS answers an empty list, or a *net.DNSError with
 // IsNotFound, which *net.Resolver returns both for a name without MX records
 // and for a name that does not exist — the domain itself is the one host,
@@ -314,16 +313,16 @@ func (r *Resolver) exchangers(records []*net.MX) (hosts []Target, null bool) {
 	return hosts, false
 }
 
-// shuffle puts s in random order with r.Rand (Fisher–Yates).
+// shuffle puts s in random order with r.intn (Fisher–Yates).
 func (r *Resolver) shuffle(s []Target) {
 	intn := rand.IntN
-	if r != nil && r.Rand != nil {
-		intn = r.Rand
+	if r != nil && r.intn != nil {
+		intn = r.intn
 	}
 	for i := len(s) - 1; i > 0; i-- {
 		j := intn(i + 1)
 		if j < 0 || j > i {
-			j = i // a Rand out of range leaves the element in place
+			j = i // an intn out of range leaves the element in place
 		}
 		s[i], s[j] = s[j], s[i]
 	}

@@ -522,7 +522,7 @@ func TestResolve(t *testing.T) {
 			dns := &resFakeDNS{mx: tt.mx, ip: tt.ip}
 			r := tt.r
 			r.DNS = dns
-			r.Rand = resNoShuffle
+			r.intn = resNoShuffle
 			got, err := r.Resolve(context.Background(), tt.domain)
 			if tt.wantErr == nil && !tt.wantTemp {
 				require.NoError(t, err, "Resolve(%q)", tt.domain)
@@ -684,19 +684,19 @@ func TestResolveShufflesEqualPreferences(t *testing.T) {
 	const maxSeeds = 1000
 	for seed := uint64(0); seed < maxSeeds && len(seen) < 6; seed++ {
 		rnd := rand.New(rand.NewPCG(seed, seed))
-		o := order(&Resolver{DNS: dns, Rand: rnd.IntN})
+		o := order(&Resolver{DNS: dns, intn: rnd.IntN})
 		seen[o] = true
 		// The same seed gives the same order.
 		again := rand.New(rand.NewPCG(seed, seed))
-		require.Equal(t, o, order(&Resolver{DNS: dns, Rand: again.IntN}), "seed %d: the order again", seed)
+		require.Equal(t, o, order(&Resolver{DNS: dns, intn: again.IntN}), "seed %d: the order again", seed)
 	}
 	assert.Len(t, seen, 6, "the orders of equal preferences seen in %d seeds", maxSeeds)
 
 	// The default source of randomness.
 	order(&Resolver{DNS: dns})
-	// A Rand out of range does not panic.
-	assert.Equal(t, "abc", order(&Resolver{DNS: dns, Rand: func(n int) int { return n }}), "Rand out of range: order")
-	order(&Resolver{DNS: dns, Rand: func(int) int { return -1 }})
+	// An intn out of range does not panic.
+	assert.Equal(t, "abc", order(&Resolver{DNS: dns, intn: func(n int) int { return n }}), "intn out of range: order")
+	order(&Resolver{DNS: dns, intn: func(int) int { return -1 }})
 }
 
 func TestResolveContext(t *testing.T) {
@@ -864,7 +864,7 @@ func FuzzResolveDomain(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, domain string) {
 		dns := &resFuzzDNS{}
-		r := &Resolver{DNS: dns, Rand: rand.New(rand.NewPCG(1, 2)).IntN}
+		r := &Resolver{DNS: dns, intn: rand.New(rand.NewPCG(1, 2)).IntN}
 		got, err := r.Resolve(context.Background(), domain)
 		if err != nil {
 			var re *ResolveError
