@@ -43,7 +43,10 @@ func TestCourier_ResumesAfterACut(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newTestServer(t, smtptest.Config{Extensions: tt.ext, ConnFaults: map[int]smtptest.Faults{1: tt.faults}})
 			var resumedAt []int64
-			k := testCourier(&Dialer{ChunkSize: 64 << 10, Trace: &ClientTrace{Resumed: func(off int64) { resumedAt = append(resumedAt, off) }}})
+			k := testCourier(&Dialer{ChunkSize: 64 << 10, Trace: &ClientTrace{Resumed: func(off int64, err error) {
+				assert.NoError(t, err)
+				resumedAt = append(resumedAt, off)
+			}}})
 			var body io.Reader = bytes.NewReader(msg)
 			if !tt.seekable {
 				body = onlyReader{body}
@@ -177,7 +180,11 @@ func TestCourier_RefusesABadOffset(t *testing.T) {
 					return "", false
 				}})
 			var refused []string
-			k := testCourier(&Dialer{Trace: &ClientTrace{ResumeRefused: func(_ int64, why string) { refused = append(refused, why) }}})
+			k := testCourier(&Dialer{Trace: &ClientTrace{Resumed: func(_ int64, err error) {
+				if err != nil {
+					refused = append(refused, err.Error())
+				}
+			}}})
 			_, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
 			require.NoError(t, err)
 			require.Len(t, refused, 1)

@@ -561,7 +561,11 @@ func actCourier(lines int) hostileAction {
 	return hostileAction{"Courier.Send", func(e *hostileEnv) error {
 		body, _ := hostileMsg(lines)
 		d := *e.d
-		d.Trace = &ClientTrace{ResumeRefused: func(int64, string) { e.refused++ }}
+		d.Trace = &ClientTrace{Resumed: func(_ int64, err error) {
+			if err != nil {
+				e.refused++
+			}
+		}}
 		k := &Courier{Dialer: &d, RetryDelay: time.Millisecond, Attempts: 2}
 		_, err := k.Send(e.ctx, []string{e.addr}, &Envelope{From: "a@example.org", To: hostileRcpts(1)}, body)
 		if err == nil {

@@ -1,5 +1,7 @@
 package smtp
 
+import "errors"
+
 // Restarting a checkpointed transaction (RFC 1845 §3), the transaction
 // layer's side: the MAIL that asks the server what it holds, and the
 // transaction that goes on from there. The Courier decides when to restart
@@ -79,8 +81,8 @@ func (b *Batch) restart(mail string, m *message) (restartAnswer, *Cmd, int64, er
 		}
 	}
 	if reason != "" {
-		if tr := c.trace; tr != nil && tr.ResumeRefused != nil {
-			tr.ResumeRefused(off, reason)
+		if tr := c.trace; tr != nil && tr.Resumed != nil {
+			tr.Resumed(off, errors.New("smtp: 355 offset refused: "+reason))
 		}
 		rs, err := c.queue(command{verb: "RSET", expect: 250, timeout: c.timeouts.Command}, "", "RSET")
 		if err == nil {
@@ -96,7 +98,7 @@ func (b *Batch) restart(mail string, m *message) (restartAnswer, *Cmd, int64, er
 	}
 	x.Err = nil // 355 is the answer we asked for
 	if tr := c.trace; tr != nil && tr.Resumed != nil {
-		tr.Resumed(off)
+		tr.Resumed(off, nil)
 	}
 	return restartHeld, x, off, nil
 }

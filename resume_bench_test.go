@@ -153,7 +153,7 @@ func measureResume(tb testing.TB, msg []byte, chunk bool, chunkSize int, cutPerc
 	var resumed []int64
 	d := &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled, ChunkSize: chunkSize, Trace: &ClientTrace{
 		Connected: func(_ string, attempt int) { src.attempt = attempt },
-		Resumed:   func(off int64) { resumed = append(resumed, off) },
+		Resumed:   func(off int64, _ error) { resumed = append(resumed, off) },
 	}}
 	k := &Courier{Dialer: d, RetryDelay: time.Millisecond, Attempts: 3}
 	start := time.Now()

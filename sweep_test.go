@@ -165,8 +165,13 @@ func (e *sweepEnv) run(t *testing.T, c sweepCase) {
 	var resumed []int64
 	var refused []string
 	tr := &ClientTrace{
-		Resumed:       func(off int64) { resumed = append(resumed, off) },
-		ResumeRefused: func(off int64, why string) { refused = append(refused, fmt.Sprintf("%d: %s", off, why)) },
+		Resumed: func(off int64, err error) {
+			if err != nil {
+				refused = append(refused, fmt.Sprintf("%d: %v", off, err))
+			} else {
+				resumed = append(resumed, off)
+			}
+		},
 	}
 	d := &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled, ChunkSize: sweepChunkSize, Trace: tr}
 	k := &Courier{Dialer: d, RetryDelay: time.Millisecond, Attempts: 3}
@@ -826,7 +831,7 @@ func TestSweep_BDATResumeBeforeTheRcptRepliesWereRead(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpointChunk,
 		ConnFaults: map[int]smtptest.Faults{1: {CloseAfterDataOctets: 1}}})
 	var resumed []int64
-	k := testCourier(&Dialer{ChunkSize: 8 << 10, Trace: &ClientTrace{Resumed: func(off int64) { resumed = append(resumed, off) }}})
+	k := testCourier(&Dialer{ChunkSize: 8 << 10, Trace: &ClientTrace{Resumed: func(off int64, _ error) { resumed = append(resumed, off) }}})
 	res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com", "c@example.com")}, bytes.NewReader(msg))
 	msgs := srv.Messages()
 	require.Len(t, msgs, 1, "copies on the server")

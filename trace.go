@@ -49,14 +49,11 @@ type ClientTrace struct {
 	AttemptFailed func(addr string, err error)
 
 	// Resumed is called when the server answered a restart's MAIL with
-	// "355 offset" (RFC 1845 §3): it holds the first offset octets, and
-	// only the rest is sent.
-	Resumed func(offset int64)
-
-	// ResumeRefused is called when a 355 offset cannot be right (beyond
-	// the message, or not at a line start for DATA): the Courier sends RSET
-	// and the whole message instead.
-	ResumeRefused func(offset int64, reason string)
+	// "355 offset" (RFC 1845 §3). With a nil err it holds the first offset
+	// octets, and only the rest is sent. A non-nil err says why the offset
+	// cannot be right (beyond the message, or not at a line start for
+	// DATA): the Courier sends RSET and the whole message instead.
+	Resumed func(offset int64, err error)
 
 	// StoreFailed is called by a Courier when its CheckpointStore failed
 	// to save ("save") or delete ("delete") the checkpoint of the

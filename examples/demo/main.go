@@ -164,7 +164,11 @@ func resumable(ctx context.Context, out io.Writer, srv *smtptest.Server, msg []b
 			bar.Done()
 			fmt.Fprintf(out, "  !! connection lost: %v\n  -- reconnecting in 1s\n", err)
 		},
-		Resumed: func(offset int64) {
+		Resumed: func(offset int64, err error) {
+			if err != nil {
+				fmt.Fprintf(out, "  !! the server's offset %d cannot be right: %v\n", offset, err)
+				return
+			}
 			fmt.Fprintf(out, "  -- the server holds %d octets (%.1f %%): sending only the rest\n", offset, 100*float64(offset)/float64(len(msg)))
 		},
 	}

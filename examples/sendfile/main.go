@@ -375,19 +375,18 @@ func (r *reporter) trace() *smtp.ClientTrace {
 				r.event("reconnecting in %v (attempt %d of %d)", r.delay, r.failed+1, r.attempts)
 			}
 		},
-		Resumed: func(offset int64) {
+		Resumed: func(offset int64, err error) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
+			if err != nil {
+				r.event("the server's offset %d cannot be right (%v): sending the whole message again", offset, err)
+				return
+			}
 			pct := ""
 			if r.size > 0 {
 				pct = fmt.Sprintf(" (%.1f %%)", 100*float64(offset)/float64(r.size))
 			}
 			r.event("resumed at offset %d%s: the server holds the first %d octets", offset, pct, offset)
-		},
-		ResumeRefused: func(offset int64, reason string) {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.event("the server's offset %d cannot be right (%s): sending the whole message again", offset, reason)
 		},
 	}
 }
