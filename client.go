@@ -137,18 +137,17 @@ func newCompatClient(conn net.Conn, host string, callerConn bool) (*Client, erro
 // clientConfig holds a Client's settings: from its Dialer, or net/smtp's
 // for one from Dial or NewClient.
 type clientConfig struct {
-	timeouts      Timeouts
-	trace         *ClientTrace
-	maxLineLength int
-	maxReplySize  int
-	strict        bool // made by a Dialer: replies nobody asked for are an error
-	callerConn    bool // made by NewClient: the conn's deadlines are the caller's
-	lmtp          bool // speaks LMTP (RFC 2033)
-	noPipelining  bool
-	noChunking    bool
-	chunkSize     int
-	window        int   // transactions in flight at most (CHUNKING + PIPELINING)
-	windowOctets  int64 // unacknowledged message octets at most
+	timeouts     Timeouts
+	trace        *ClientTrace
+	maxReplySize int
+	strict       bool // made by a Dialer: replies nobody asked for are an error
+	callerConn   bool // made by NewClient: the conn's deadlines are the caller's
+	lmtp         bool // speaks LMTP (RFC 2033)
+	noPipelining bool
+	noChunking   bool
+	chunkSize    int
+	window       int   // transactions in flight at most (CHUNKING + PIPELINING)
+	windowOctets int64 // unacknowledged message octets at most
 }
 
 func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client {
@@ -164,10 +163,8 @@ func newClient(conn net.Conn, host, localName string, cfg *clientConfig) *Client
 		c.windowOctets = defaultMaxInFlightOctets
 	}
 	c.rr.maxLine, c.rr.maxReply = defaultMaxLineLength, defaultMaxReplySize
-	if cfg.maxLineLength > 0 {
-		c.rr.maxLine = max(cfg.maxLineLength, minMaxLineLength)
-	}
 	if cfg.maxReplySize > 0 {
+		c.rr.maxLine = max(min(cfg.maxReplySize, defaultMaxLineLength), minMaxLineLength)
 		c.rr.maxReply = max(cfg.maxReplySize, c.rr.maxLine)
 	}
 	if tc, ok := conn.(*tls.Conn); ok {

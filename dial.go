@@ -68,11 +68,12 @@ type Dialer struct {
 	// Trace, if not nil, receives the Client's events.
 	Trace *ClientTrace
 
-	// MaxLineLength bounds one reply line, and MaxReplySize a whole reply,
-	// in octets. Zero means 16 KiB and 64 KiB;
-	// a line limit under 2 KiB is raised to 2 KiB.
-	MaxLineLength int
-	MaxReplySize  int
+	// MaxReplySize bounds a whole reply in octets, and each of its lines
+	// to MaxReplySize or 16 KiB, whichever is less, but at least 2 KiB
+	// (the reader's buffer holds a line, so a line limit costs memory on
+	// every connection). Zero means 64 KiB. RFC 5321 §4.5.3.1.5 allows 512
+	// octets a line, RFC 4954 §4 12288 for AUTH; real servers send longer.
+	MaxReplySize int
 
 	// LMTP speaks RFC 2033's Local Mail Transfer Protocol instead of SMTP:
 	// LHLO instead of EHLO (with no HELO fallback), and after the data one
@@ -158,17 +159,16 @@ func (d *Dialer) NewClient(ctx context.Context, conn net.Conn, host string) (*Cl
 // config returns the settings of a Client made by d.
 func (d *Dialer) config() *clientConfig {
 	return &clientConfig{
-		timeouts:      d.Timeouts,
-		trace:         d.Trace,
-		maxLineLength: d.MaxLineLength,
-		maxReplySize:  d.MaxReplySize,
-		strict:        true,
-		lmtp:          d.LMTP,
-		noPipelining:  d.DisablePipelining,
-		noChunking:    d.DisableChunking,
-		chunkSize:     d.ChunkSize,
-		window:        d.MaxInFlight,
-		windowOctets:  d.MaxInFlightOctets,
+		timeouts:     d.Timeouts,
+		trace:        d.Trace,
+		maxReplySize: d.MaxReplySize,
+		strict:       true,
+		lmtp:         d.LMTP,
+		noPipelining: d.DisablePipelining,
+		noChunking:   d.DisableChunking,
+		chunkSize:    d.ChunkSize,
+		window:       d.MaxInFlight,
+		windowOctets: d.MaxInFlightOctets,
 	}
 }
 

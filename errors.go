@@ -97,8 +97,7 @@ func protocolError(reason string, line []byte, err error) *ProtocolError {
 
 var (
 	// ErrReplyTooLong is wrapped by the ProtocolError for a reply, or a
-	// line of one, longer than the Dialer's limits (MaxReplySize,
-	// MaxLineLength).
+	// line of one, longer than the Dialer's limits (MaxReplySize).
 	ErrReplyTooLong = errors.New("smtp: reply too long")
 	// ErrCRLF is returned, before anything is written, for an argument that
 	// contains CR or LF. Its text is net/smtp's.

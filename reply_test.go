@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -131,4 +132,43 @@ func FuzzReply(f *testing.F) {
 			require.Equal(t, rep.Code/100, rep.Enhanced.Class, "enhanced class %d with code %d", rep.Enhanced.Class, rep.Code)
 		}
 	})
+}
+
+// Dialer.MaxReplySize bounds a reply and each of its lines (to 16 KiB at
+// most, 2 KiB at least): a line over the bound, or a reply over it in
+// several lines, is a *ProtocolError that matches ErrReplyTooLong, and
+// the Client closes the connection.
+func TestDialer_MaxReplySize(t *testing.T) {
+	long := func(n int) string { return "250 " + strings.Repeat("x", n-4) }
+	tests := []struct {
+		name    string
+		max     int
+		reply   string
+		tooLong bool
+	}{
+		{"a line within the bound", 4096, long(4000), false},
+		{"a line over the bound", 4096, long(5000), true},
+		{"a line under 2 KiB is always allowed", 100, long(1500), false},
+		{"a reply over the bound in short lines", 4096, strings.Repeat("250-"+strings.Repeat("y", 996)+"\r\n", 5) + "250 end", true},
+		{"zero: 16 KiB lines", 0, long(16000), false},
+		{"zero: no line over 16 KiB", 0, long(17000), true},
+		{"lines stay within 16 KiB whatever the bound", 1 << 20, long(17000), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newScriptServer(t, "S: 220 hi", "C: EHLO client.example", "S: 250 mx", "C: NOOP", "S: "+tt.reply)
+			c, err := (&Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled, MaxReplySize: tt.max}).Dial(context.Background(), s.Addr)
+			require.NoError(t, err)
+			defer c.Close()
+			err = c.NoopContext(context.Background())
+			if !tt.tooLong {
+				require.NoError(t, err)
+				return
+			}
+			var pe *ProtocolError
+			require.ErrorAs(t, err, &pe)
+			require.ErrorIs(t, err, ErrReplyTooLong)
+			require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)
+		})
+	}
 }
