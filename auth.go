@@ -235,10 +235,10 @@ func (c *Client) authenticate(a Auth) error {
 		var msg []byte
 		switch rep.Code {
 		case 334:
-			msg, err = base64.StdEncoding.DecodeString(rep.Msg())
+			msg, err = base64.StdEncoding.DecodeString(rep.msg())
 		case 235:
 			// The last message isn't base64 because it isn't a challenge.
-			msg, err = []byte(rep.Msg()), nil
+			msg, err = []byte(rep.msg()), nil
 		default:
 			err = rep.err()
 		}

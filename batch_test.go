@@ -35,7 +35,7 @@ func TestSend_PipelinesTheEnvelope(t *testing.T) {
 	assert.Equal(t, 2, srv.Flushes(1)-before, "MAIL+RCPT×3+DATA, then the data")
 	assert.Equal(t, 3, res.Accepted())
 	require.NotNil(t, res.Reply)
-	assert.Contains(t, res.Reply.Msg(), "queued as")
+	assert.Contains(t, res.Reply.msg(), "queued as")
 	assert.Equal(t, int64(len(testMessage(1))), res.Octets)
 	require.Len(t, srv.Messages(), 1)
 	assert.Equal(t, testMessage(1), string(srv.Messages()[0].Data))

@@ -183,7 +183,7 @@ func TestTrace_NeverSeesCredentials(t *testing.T) {
 	var seen strings.Builder
 	trace := &ClientTrace{
 		CommandSent: func(line string) { seen.WriteString(line + "\n") },
-		ReplyRead:   func(r *Reply) { fmt.Fprintf(&seen, "%d %s\n", r.Code, r.Msg()) },
+		ReplyRead:   func(r *Reply) { fmt.Fprintf(&seen, "%d %s\n", r.Code, r.msg()) },
 	}
 	d := &Dialer{LocalName: "client.example", Trace: trace}
 	c, err := d.Dial(context.Background(), s.Addr)

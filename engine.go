@@ -166,7 +166,7 @@ func (c *Client) next() (*Cmd, error) {
 	if c.strict && outOfStep(x.cmd.verb, x.Reply.Code) {
 		// A reply no command of this kind can get: the replies have
 		// slipped (the server answered something twice, or unasked).
-		x.Err = protocolError("reply out of step with the commands: "+strconv.Itoa(x.Reply.Code)+" to "+x.cmd.verb, []byte(x.Reply.Msg()), nil)
+		x.Err = protocolError("reply out of step with the commands: "+strconv.Itoa(x.Reply.Code)+" to "+x.cmd.verb, []byte(x.Reply.msg()), nil)
 		return x, c.fail(x.Err)
 	}
 	if x.Reply.Code == 421 && c.closing == nil {

@@ -137,7 +137,7 @@ func ExampleDotWriter_Skip() {
 func ExampleClientTrace() {
 	trace := &smtp.ClientTrace{
 		CommandSent: func(line string) { log.Printf("C: %s", line) },
-		ReplyRead:   func(r *smtp.Reply) { log.Printf("S: %d %s", r.Code, r.Msg()) },
+		ReplyRead:   func(r *smtp.Reply) { log.Printf("S: %d %s", r.Code, r.Text()) },
 		DataProgress: func(written, total int64) {
 			log.Printf("%d octets sent", written)
 		},

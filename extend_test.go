@@ -69,7 +69,7 @@ func TestPipelineData(t *testing.T) {
 			require.NoError(t, err)
 			io.WriteString(w, text)
 			require.NoError(t, w.Close())
-			assert.Contains(t, w.Reply().Msg(), "queued as")
+			assert.Contains(t, w.Reply().msg(), "queued as")
 			require.Len(t, srv.Messages(), 1)
 			assert.Equal(t, text, string(srv.Messages()[0].Data))
 			assert.Contains(t, srv.Commands(1), wire)

@@ -151,7 +151,7 @@ func fzModelAfterEHLO(rep *Reply, rr *replyReader, strict, more bool) fzEHLOWant
 // fzOutOfStep is the error of a strict client for an intermediate reply to
 // a command that has none: the replies have slipped.
 func fzOutOfStep(rep *Reply, verb string) error {
-	return protocolError("reply out of step with the commands: "+strconv.Itoa(rep.Code)+" to "+verb, []byte(rep.Msg()), nil)
+	return protocolError("reply out of step with the commands: "+strconv.Itoa(rep.Code)+" to "+verb, []byte(rep.msg()), nil)
 }
 
 // fzModelExt is the extension table RFC 5321 §4.1.1.1 describes: one

@@ -111,7 +111,7 @@ func TestPipeline_HistoricGroupRules(t *testing.T) {
 	for _, x := range []*Cmd{send, rset, soml, saml, rcpt, expn} {
 		require.NoError(t, x.Err)
 	}
-	assert.Equal(t, "<a@example.org>", expn.Reply.Msg())
+	assert.Equal(t, "<a@example.org>", expn.Reply.msg())
 	assert.Equal(t, 1, srv.Flushes(1)-before, "one round trip for the group")
 	w, err := c.DataContext(ctx)
 	require.NoError(t, err)

@@ -24,15 +24,15 @@ type Reply struct {
 	line0 [1]string // storage for the usual single line
 }
 
-// Msg returns the reply's lines joined by "\n", the message net/textproto
+// msg returns the reply's lines joined by "\n", the message net/textproto
 // reports for it.
-func (r *Reply) Msg() string { return strings.Join(r.Lines, "\n") }
+func (r *Reply) msg() string { return strings.Join(r.Lines, "\n") }
 
 // Text returns the reply's lines joined by "\n" with the enhanced status
 // code removed from the start of each line.
 func (r *Reply) Text() string {
 	if r.Enhanced == (EnhancedCode{}) {
-		return r.Msg()
+		return r.msg()
 	}
 	lines := make([]string, len(r.Lines))
 	for i, l := range r.Lines {
@@ -62,7 +62,7 @@ func (r *Reply) matches(expect int) bool {
 
 // err returns the reply as an *Error.
 func (r *Reply) err() *Error {
-	return &Error{Code: r.Code, Enhanced: r.Enhanced, Msg: r.Msg()}
+	return &Error{Code: r.Code, Enhanced: r.Enhanced, Msg: r.msg()}
 }
 
 // Default reply limits. RFC 5321 §4.5.3.1.5 allows 512 octets per reply line,

@@ -96,7 +96,7 @@ func TestReply_TextDropsEnhancedCodes(t *testing.T) {
 	rep, err := readTestReply("550-5.1.1 no such\r\n550 5.1.1 user\r\n", defaultMaxLineLength, defaultMaxReplySize)
 	require.NoError(t, err)
 	assert.Equal(t, "no such\nuser", rep.Text())
-	assert.Equal(t, "5.1.1 no such\n5.1.1 user", rep.Msg())
+	assert.Equal(t, "5.1.1 no such\n5.1.1 user", rep.msg())
 }
 
 // FuzzReply checks that any input parses into a reply that obeys the

@@ -100,5 +100,5 @@ func mrsq(ctx context.Context, c *smtp.Client, scheme MRSQScheme) (MRSQScheme, e
 	case MRSQRecipientsFirst, MRSQTextFirst:
 		return pref, nil
 	}
-	return MRSQNone, fmt.Errorf("rfc821: the 215 reply to MRSQ ? names no scheme: %q", x.Reply.Msg())
+	return MRSQNone, fmt.Errorf("rfc821: the 215 reply to MRSQ ? names no scheme: %q", x.Reply.Text())
 }
