@@ -103,10 +103,12 @@ type ResolveError struct {
 	// is the error of the MX lookup (often a *net.DNSError) or of the
 	// context.
 	Err error
-	// Errs holds, when Err is ErrNoAddress, the error of each host looked
-	// up, in order: often a *net.DNSError with IsNotFound set when the host
-	// has no address records.
-	Errs []error
+
+	// hostErrs holds, when Err is ErrNoAddress, the error of each host
+	// looked up, in order: often a *net.DNSError with IsNotFound set when
+	// the host has no address records. The text lists them and Unwrap
+	// returns them.
+	hostErrs []error
 }
 
 // Error returns the domain, what went wrong and, if any, each host's error.
@@ -118,7 +120,7 @@ func (e *ResolveError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(strings.TrimPrefix(e.Err.Error(), "smtp: "))
 	}
-	for i, err := range e.Errs {
+	for i, err := range e.hostErrs {
 		if i == 0 {
 			b.WriteString(": ")
 		} else {
@@ -129,9 +131,10 @@ func (e *ResolveError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns Err followed by Errs.
+// Unwrap returns Err followed by the error of each host looked up, when
+// Err is ErrNoAddress.
 func (e *ResolveError) Unwrap() []error {
-	return append([]error{e.Err}, e.Errs...)
+	return append([]error{e.Err}, e.hostErrs...)
 }
 
 // Temporary reports whether resolving the domain again later may succeed,
@@ -147,7 +150,7 @@ func (e *ResolveError) Temporary() bool {
 	case errors.Is(e.Err, ErrInvalidDomain), errors.Is(e.Err, ErrNullMX):
 		return false
 	case errors.Is(e.Err, ErrNoAddress):
-		return slices.ContainsFunc(e.Errs, temporary)
+		return slices.ContainsFunc(e.hostErrs, temporary)
 	}
 	return temporary(e.Err)
 }
@@ -203,10 +206,10 @@ func temporary(err error) bool {
 // If no address is found, Resolve returns nil and a *ResolveError, whose
 // Temporary method tells a failure worth retrying from a permanent one. Its
 // Err wraps ErrInvalidDomain, is ErrNullMX, is ErrNoAddress (with each
-// host's error in Errs), or is the MX lookup's or the context's error.
+// host's error in its text and Unwrap), or is the MX lookup's or the context's error.
 func (r *Resolver) Resolve(ctx context.Context, domain string) ([]Target, error) {
 	fail := func(err error, errs ...error) ([]Target, error) {
-		return nil, &ResolveError{Domain: domain, Err: err, Errs: errs}
+		return nil, &ResolveError{Domain: domain, Err: err, hostErrs: errs}
 	}
 	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
 		ip, err := parseDomainLiteral(domain[1 : len(domain)-1])

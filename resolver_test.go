@@ -579,14 +579,14 @@ func TestResolveErrors(t *testing.T) {
 	assert.EqualError(t, err, want, "all hosts failing")
 	var re *ResolveError
 	require.ErrorAs(t, err, &re, "all hosts failing: want a temporary *ResolveError with 2 host errors")
-	require.Len(t, re.Errs, 2, "all hosts failing: %#v, want a temporary *ResolveError with 2 host errors", err)
+	require.Len(t, re.hostErrs, 2, "all hosts failing: %#v, want a temporary *ResolveError with 2 host errors", err)
 	require.True(t, re.Temporary(), "all hosts failing: %#v, want a temporary *ResolveError with 2 host errors", err)
 	if assert.ErrorAs(t, err, &dnsErr, "want the first host's not-found error") {
 		assert.True(t, dnsErr.IsNotFound, "errors.As found %v, want the first host's not-found error", dnsErr)
 		assert.Equal(t, "a.mx.example.", dnsErr.Name, "errors.As found %v, want the first host's not-found error", dnsErr)
 	}
-	if assert.ErrorAs(t, re.Errs[1], &dnsErr, "second host error, want a timeout") {
-		assert.True(t, dnsErr.Timeout(), "second host error %v, want a timeout", re.Errs[1])
+	if assert.ErrorAs(t, re.hostErrs[1], &dnsErr, "second host error, want a timeout") {
+		assert.True(t, dnsErr.Timeout(), "second host error %v, want a timeout", re.hostErrs[1])
 	}
 
 	_, err = r.Resolve(ctx, "bad_domain.example")
