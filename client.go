@@ -26,7 +26,7 @@ import (
 // connection or a malformed reply, the Client stops: later calls write
 // nothing and return the same error, or, once the connection is closed, the
 // error of writing to it, as net/smtp's would. Each has a Context variant that returns this package's richer
-// errors (*Error, *ProtocolError, connection errors that say what the
+// errors (*Error, ErrProtocol, connection errors that say what the
 // Client was doing) and ends the call when the context is done;
 // cancelling a call closes the connection and leaves the Client unusable:
 // later calls return an error that matches ErrClosed and the context's error
@@ -456,7 +456,7 @@ func (c *Client) simple(ctx context.Context, cmd command, format string, args ..
 // After the handshake the Client forgets what it learned before, as RFC 3207
 // §4.2 requires, and sends EHLO again. Bytes that arrive after the server's
 // 220 and before the handshake are an attack (response injection): StartTLS
-// then returns a textproto.ProtocolError (a *ProtocolError from
+// then returns a textproto.ProtocolError (an error matching ErrProtocol from
 // StartTLSContext) and the Client stops. A reply other than 220 returns a
 // *textproto.Error (an *Error from StartTLSContext); a failed handshake
 // returns the handshake's error and the Client stops.

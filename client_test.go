@@ -395,7 +395,7 @@ func TestStartTLS_RefusesResponseInjection(t *testing.T) {
 	c, _ := dialScript(t, "S: 220 hi", "C: EHLO localhost", "S: 250-mx\r\n250 STARTTLS", "C: STARTTLS",
 		"S: 220 go ahead\r\n250-injected\r\n250 AUTH PLAIN", "STALL")
 	err := c.StartTLSContext(context.Background(), testClientTLSConfig(t))
-	var pe *ProtocolError
+	var pe *protoError
 	require.ErrorAs(t, err, &pe)
 	assert.Contains(t, pe.line, "injected")
 	require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)

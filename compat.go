@@ -25,7 +25,7 @@ import (
 //
 // Their Context variants, and everything net/smtp lacks, return this
 // package's richer errors instead: an *Error (with the enhanced status code
-// and Temporary), a *ProtocolError, and connection failures wrapped with
+// and Temporary), an error matching ErrProtocol, and connection failures wrapped with
 // what the Client was doing ("smtp: reading reply to MAIL: EOF"), all of
 // which errors.Is and errors.As see through. EnhancedCodeOf gives a
 // compat caller the enhanced status code of a *textproto.Error.
@@ -77,7 +77,7 @@ func (c *Client) compatErr(err error) error {
 			return io.EOF
 		}
 	}
-	var pe *ProtocolError
+	var pe *protoError
 	if errors.As(err, &pe) {
 		if pe.textproto != "" {
 			return textproto.ProtocolError(pe.textproto)

@@ -61,13 +61,17 @@ func (e *Error) As(target any) bool {
 	return false
 }
 
-// A ProtocolError reports a server that broke the SMTP grammar or exceeded
-// the client's limits: a malformed or over-long reply, a reply that changes
-// its code mid-way, bytes that arrive when no reply is due. The connection is
-// out of step after one, so the Client closes it. Its text says what was
-// wrong and quotes the start of the offending input (64 bytes at most);
-// it matches ErrReplyTooLong when a limit was exceeded.
-type ProtocolError struct {
+// ErrProtocol is matched (errors.Is) by the error for a server that broke
+// the SMTP grammar or exceeded the client's limits: a malformed or
+// over-long reply, a reply that changes its code mid-way, bytes that arrive
+// when no reply is due. The connection is out of step after one, so the
+// Client closes it. The error's text says what was wrong and quotes the
+// start of the offending input (64 bytes at most); it also matches
+// ErrReplyTooLong when a limit was exceeded.
+var ErrProtocol = errors.New("smtp: protocol error")
+
+// A protoError is the error that matches ErrProtocol.
+type protoError struct {
 	reason string // what was wrong
 	line   string // the start of the offending input, quoted
 	err    error  // ErrReplyTooLong when a limit was exceeded
@@ -77,7 +81,7 @@ type ProtocolError struct {
 
 // Error returns "smtp: protocol error: ", what was wrong and the quoted
 // input.
-func (e *ProtocolError) Error() string {
+func (e *protoError) Error() string {
 	if e.line == "" {
 		return "smtp: protocol error: " + e.reason
 	}
@@ -85,18 +89,21 @@ func (e *ProtocolError) Error() string {
 }
 
 // Unwrap returns ErrReplyTooLong when a limit was exceeded, else nil.
-func (e *ProtocolError) Unwrap() error { return e.err }
+func (e *protoError) Unwrap() error { return e.err }
 
-func protocolError(reason string, line []byte, err error) *ProtocolError {
+// Is makes every protoError match ErrProtocol.
+func (e *protoError) Is(target error) bool { return target == ErrProtocol }
+
+func protocolError(reason string, line []byte, err error) *protoError {
 	const max = 64
 	if len(line) > max {
 		line = line[:max]
 	}
-	return &ProtocolError{reason: reason, line: strconv.Quote(string(line)), err: err}
+	return &protoError{reason: reason, line: strconv.Quote(string(line)), err: err}
 }
 
 var (
-	// ErrReplyTooLong is wrapped by the ProtocolError for a reply, or a
+	// ErrReplyTooLong is wrapped by the protoError for a reply, or a
 	// line of one, longer than the Dialer's limits (MaxReplySize).
 	ErrReplyTooLong = errors.New("smtp: reply too long")
 	// ErrCRLF is returned, before anything is written, for an argument that

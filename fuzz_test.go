@@ -98,7 +98,7 @@ const fzGreeting = "220 mx.example ESMTP\r\n"
 // fzEHLOWant is what the client should make of an EHLO reply, worked out
 // from the reply grammar alone.
 type fzEHLOWant struct {
-	err      error             // the reply reader's error (I/O or *ProtocolError)
+	err      error             // the reply reader's error (I/O or *protoError)
 	code     int               // non-zero: an *Error with this code
 	ext      map[string]string // the extension table after a 250 to EHLO
 	helo     bool              // HELO is sent: EHLO got a 5yz (RFC 5321 §3.2)
@@ -207,16 +207,16 @@ func fzCheckHelloErr(t *testing.T, how string, in []byte, err error, want fzEHLO
 	t.Helper()
 	switch {
 	case want.unsolict:
-		var pe *ProtocolError
-		require.ErrorAs(t, err, &pe, "%s: reply %q: want an unsolicited-reply *ProtocolError", how, in)
-		require.Equal(t, "reply received when none was due", pe.reason, "%s: reply %q: want an unsolicited-reply *ProtocolError, got %v", how, in, err)
+		var pe *protoError
+		require.ErrorAs(t, err, &pe, "%s: reply %q: want an unsolicited-reply *protoError", how, in)
+		require.Equal(t, "reply received when none was due", pe.reason, "%s: reply %q: want an unsolicited-reply *protoError, got %v", how, in, err)
 	case want.err != nil:
-		var wpe, pe *ProtocolError
+		var wpe, pe *protoError
 		if errors.As(want.err, &wpe) {
-			require.ErrorAs(t, err, &pe, "%s: reply %q: want *ProtocolError %v", how, in, wpe)
-			require.Equal(t, wpe.reason, pe.reason, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
-			require.Equal(t, wpe.line, pe.line, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
-			require.Equal(t, wpe.err, pe.err, "%s: reply %q: want *ProtocolError %v, got %v", how, in, wpe, err)
+			require.ErrorAs(t, err, &pe, "%s: reply %q: want *protoError %v", how, in, wpe)
+			require.Equal(t, wpe.reason, pe.reason, "%s: reply %q: want *protoError %v, got %v", how, in, wpe, err)
+			require.Equal(t, wpe.line, pe.line, "%s: reply %q: want *protoError %v, got %v", how, in, wpe, err)
+			require.Equal(t, wpe.err, pe.err, "%s: reply %q: want *protoError %v, got %v", how, in, wpe, err)
 		} else {
 			require.ErrorIs(t, err, fzIsTarget(want.err), "%s: reply %q", how, in)
 		}
@@ -229,7 +229,7 @@ func fzCheckHelloErr(t *testing.T, how string, in []byte, err error, want fzEHLO
 	}
 	if err != nil {
 		// Whatever the reply, the error is one of the documented kinds.
-		var pe *ProtocolError
+		var pe *protoError
 		var e *Error
 		typed := errors.As(err, &pe) || errors.As(err, &e) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 		require.True(t, typed, "%s: reply %q: untyped error %T: %v", how, in, err, err)

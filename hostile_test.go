@@ -585,7 +585,7 @@ func actSendMail() hostileAction {
 
 // hostileKind names the class of err for the table.
 func hostileKind(err error) string {
-	var pe *ProtocolError
+	var pe *protoError
 	var tpe textproto.ProtocolError
 	var re *Error
 	var ne net.Error
@@ -593,11 +593,11 @@ func hostileKind(err error) string {
 	case err == nil:
 		return "nil"
 	case errors.As(err, &pe) && errors.Is(err, ErrReplyTooLong):
-		return "ProtocolError/ErrReplyTooLong"
+		return "protoError/ErrReplyTooLong"
 	case errors.As(err, &pe) && errors.Is(err, ErrReplyTooLong):
-		return "ProtocolError/ErrReplyTooLong"
+		return "protoError/ErrReplyTooLong"
 	case errors.As(err, &pe):
-		return "ProtocolError"
+		return "protoError"
 	case errors.As(err, &tpe):
 		// What the net/smtp-named calls return for a malformed reply,
 		// as net/smtp does.
@@ -656,9 +656,9 @@ var (
 )
 
 func hostileCases() []hostileCase {
-	protocol := []string{"ProtocolError"}
-	lineTooLong := []string{"ProtocolError/ErrReplyTooLong"}
-	replyTooLong := []string{"ProtocolError/ErrReplyTooLong"}
+	protocol := []string{"protoError"}
+	lineTooLong := []string{"protoError/ErrReplyTooLong"}
+	replyTooLong := []string{"protoError/ErrReplyTooLong"}
 	timeout := []string{"timeout"}
 	broken := []string{"EOF", "reset"}
 	ok := []string{"nil"}
@@ -725,9 +725,9 @@ func hostileCases() []hostileCase {
 			action: actNoop(1), want: protocol},
 		{name: "NOOP answered twice", peer: peer(hExtPipe, on("NOOP", hReply("250 ok\r\n250 extra"))), action: actNoop(2), want: protocol},
 		{name: "reply before the greeting", peer: peer(hExtPipe, on("GREETING", hReply("250 extra\r\n220 hi"))),
-			action: actDial(), want: []string{"Error 250", "ProtocolError"}},
+			action: actDial(), want: []string{"Error 250", "protoError"}},
 		{name: "MAIL answered twice (pump)", peer: peer(hExtPipe, on("MAIL", hReply("250 ok\r\n250 extra"))),
-			action: actSend(10, 1, false), want: []string{"Error 250", "ProtocolError"}},
+			action: actSend(10, 1, false), want: []string{"Error 250", "protoError"}},
 		{name: "MAIL answered twice (no pipelining)", peer: peer(hExtPlain, on("MAIL", hReply("250 ok\r\n250 extra"))),
 			action: actSend(10, 1, false), want: protocol},
 

@@ -82,7 +82,7 @@ type replyReader struct {
 }
 
 // read reads one complete reply into rep. A reply that breaks the grammar or
-// the limits returns a *ProtocolError; an I/O error is returned as is, except
+// the limits returns a *protoError (ErrProtocol); an I/O error is returned as is, except
 // that the end of the connection once part of a reply was read is an error
 // that matches io.ErrUnexpectedEOF.
 func (rr *replyReader) read(rep *Reply) error {
@@ -147,7 +147,7 @@ func (rr *replyReader) line() ([]byte, error) {
 // parseReplyLine splits a reply line into its code, whether more lines
 // follow, and its text. A code alone ("250") is accepted, as real MTAs accept
 // it. The code must match RFC 5321 §4.2's Reply-code: %x32-35 %x30-35 %x30-39.
-func parseReplyLine(line []byte) (code int, more bool, text []byte, err *ProtocolError) {
+func parseReplyLine(line []byte) (code int, more bool, text []byte, err *protoError) {
 	if len(line) < 3 {
 		return 0, false, nil, protocolError("short reply line", line, nil)
 	}

@@ -83,7 +83,7 @@ func TestReply_RejectsMalformedAndOversized(t *testing.T) {
 				require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 				return
 			}
-			var pe *ProtocolError
+			var pe *protoError
 			require.ErrorAs(t, err, &pe)
 			if tt.limit != nil {
 				require.ErrorIs(t, err, tt.limit)
@@ -112,7 +112,7 @@ func FuzzReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		rep, err := readTestReply(string(in), 2048, 4096)
 		if err != nil {
-			var pe *ProtocolError
+			var pe *protoError
 			typed := errors.As(err, &pe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 			require.True(t, typed, "untyped error %T: %v", err, err)
 			return
@@ -136,7 +136,7 @@ func FuzzReply(f *testing.F) {
 
 // Dialer.MaxReplySize bounds a reply and each of its lines (to 16 KiB at
 // most, 2 KiB at least): a line over the bound, or a reply over it in
-// several lines, is a *ProtocolError that matches ErrReplyTooLong, and
+// several lines, is a *protoError that matches ErrReplyTooLong, and
 // the Client closes the connection.
 func TestDialer_MaxReplySize(t *testing.T) {
 	long := func(n int) string { return "250 " + strings.Repeat("x", n-4) }
@@ -165,7 +165,7 @@ func TestDialer_MaxReplySize(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			var pe *ProtocolError
+			var pe *protoError
 			require.ErrorAs(t, err, &pe)
 			require.ErrorIs(t, err, ErrReplyTooLong)
 			require.ErrorIs(t, c.NoopContext(context.Background()), ErrClosed)

@@ -106,7 +106,7 @@ func TestSession_GreetingFailures(t *testing.T) {
 	}
 }
 
-// Replies that break RFC 5321 §4.2 end the call with a *ProtocolError and
+// Replies that break RFC 5321 §4.2 end the call with a *protoError and
 // close the connection; nothing more is sent on it.
 func TestSession_MalformedRepliesCloseTheConnection(t *testing.T) {
 	tests := []struct {
@@ -127,7 +127,7 @@ func TestSession_MalformedRepliesCloseTheConnection(t *testing.T) {
 			c, err := (&Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled}).Dial(context.Background(), srv.Addr)
 			require.NoError(t, err)
 			err = c.NoopContext(context.Background())
-			var pe *ProtocolError
+			var pe *protoError
 			require.ErrorAs(t, err, &pe)
 			if tt.limit != nil {
 				require.ErrorIs(t, err, tt.limit)
@@ -145,7 +145,7 @@ func TestSession_MalformedRepliesCloseTheConnection(t *testing.T) {
 func TestSession_STARTTLSResponseInjection(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{Faults: smtptest.Faults{InjectAfterSTARTTLS: "250-injected\r\n250 AUTH PLAIN\r\n"}})
 	_, err := (&Dialer{LocalName: "client.example", TLSConfig: srv.ClientTLSConfig()}).Dial(context.Background(), srv.Addr)
-	var pe *ProtocolError
+	var pe *protoError
 	require.ErrorAs(t, err, &pe)
 	assert.Contains(t, pe.reason, "injection")
 }
