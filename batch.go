@@ -338,6 +338,19 @@ func (b *Batch) settle() {
 	}
 }
 
+// complete reports whether every reply t waits for has been read.
+func (t *txn) complete() bool {
+	if t.end == nil || !t.end.done {
+		return false
+	}
+	for _, x := range t.lmtp {
+		if !x.done {
+			return false
+		}
+	}
+	return true
+}
+
 // skipped returns the canonical octets the server already held.
 func (t *txn) skipped() int64 {
 	if t.held == nil {
@@ -459,6 +472,12 @@ func (b *Batch) failed(err error, skip *txn) error {
 		t := b.open[0]
 		b.open = b.open[1:]
 		if t == skip {
+			continue
+		}
+		if t.complete() {
+			// Every reply of t was read before the failure (the next
+			// transaction's RSET or MAIL broke): its outcome stands.
+			b.finish(t)
 			continue
 		}
 		if t.err == nil {

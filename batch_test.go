@@ -256,6 +256,35 @@ func TestBatch_Chunking(t *testing.T) {
 	assert.InDelta(t, (len(want)+99)/100+1, chunks, 1)
 }
 
+// A message whose final reply was read before the connection broke is
+// reported delivered, even though the next transaction's RSET or MAIL, in
+// the same group, is what broke; the next message is reported failed.
+func TestBatch_FailureAfterACompleteTransaction(t *testing.T) {
+	// With CHUNKING each transaction after the first starts with RSET.
+	for _, fault := range []smtptest.Faults{{CloseBeforeReply: "RSET"}, {CloseAfterCommand: "RSET"}} {
+		{
+			t.Run(fmt.Sprintf("close before reply %v, after command %v", fault.CloseBeforeReply != "", fault.CloseAfterCommand != ""), func(t *testing.T) {
+				srv := newTestServer(t, smtptest.Config{Extensions: extChunking, Faults: fault})
+				c := dialTest(t, srv, nil)
+				b, err := c.NewBatch(context.Background())
+				require.NoError(t, err)
+				errs := make([]error, 2)
+				for i := range errs {
+					env := &Envelope{From: "a@example.org", To: Recipients(fmt.Sprintf("r%d@example.com", i))}
+					sendErr := b.Send(env, strings.NewReader(testMessage(i)), func(_ *Result, err error) { errs[i] = err })
+					if sendErr != nil {
+						errs[i] = sendErr
+					}
+				}
+				b.Close()
+				require.Len(t, srv.Messages(), 1)
+				assert.NoError(t, errs[0], "the server has the first message")
+				assert.Error(t, errs[1])
+			})
+		}
+	}
+}
+
 // A group larger than any socket buffer does not deadlock, although the
 // server writes replies while it reads (RFC 2920 §3.1).
 func TestPipeline_LargeGroupDoesNotDeadlock(t *testing.T) {
