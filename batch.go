@@ -64,6 +64,7 @@ type txn struct {
 	held   *holding
 	sent   int64 // canonical octets handed to the connection
 	err    error // a failure found by the client (reading the body)
+	doubt  bool  // the connection failed after the end of the text, before its reply
 	octets int64
 }
 
@@ -94,8 +95,11 @@ func (c *Client) NewBatch(ctx context.Context) (*Batch, error) {
 // When Send returns an error, done is not called for this message. The
 // error is about the Envelope (invalid, asking for what the server does not
 // offer, or a message over the server's size limit: then nothing was sent),
-// or it is the connection's failure: the Client is then unusable, and the
-// failure has been reported to done for every earlier message still open.
+// or it is the connection's failure before the message was sent whole: the
+// Client is then unusable, and the failure has been reported to done for
+// every earlier message still open. A message sent whole when the
+// connection fails gets its outcome through done, as the earlier ones do:
+// its reply if it was read, else an error that matches ErrNoFinalReply.
 //
 // The outcome is a *RecipientsError when recipients were refused (with the
 // Result of a message delivered to the others), an *Error when the server
@@ -125,7 +129,14 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	t := &txn{done: done, to: env.To, hold: env.TransID != ""}
 	err = b.sendTxn(t, lines, m)
 	if err != nil {
-		return b.failed(err, t)
+		b.failed(err, t)
+		if t.complete() || t.inDoubt() {
+			// The message went out whole: its outcome goes to done.
+			b.open = append(b.open, t)
+			b.failed(err, nil)
+			return nil
+		}
+		return err
 	}
 	return nil
 }
@@ -340,15 +351,36 @@ func (b *Batch) settle() {
 
 // complete reports whether every reply t waits for has been read.
 func (t *txn) complete() bool {
-	if t.end == nil || !t.end.done {
+	if t.end == nil || t.end.Reply == nil {
 		return false
 	}
 	for _, x := range t.lmtp {
-		if !x.done {
+		if x.Reply == nil {
 			return false
 		}
 	}
 	return true
+}
+
+// inDoubt reports whether the server may have taken t although its final
+// reply was not read: the end of the text was sent, or queued to be, and
+// no reply read so far refused the transaction.
+func (t *txn) inDoubt() bool {
+	refused := func(x *Cmd) bool { return x != nil && x.Reply != nil && x.Err != nil }
+	if t.end == nil || t.end.Reply != nil || t.lone || refused(t.mail) || refused(t.data) {
+		return false
+	}
+	for _, x := range t.chunks {
+		if refused(x) {
+			return false
+		}
+	}
+	for _, x := range t.rcpts {
+		if !refused(x) {
+			return true
+		}
+	}
+	return len(t.rcpts) == 0
 }
 
 // skipped returns the canonical octets the server already held.
@@ -429,6 +461,8 @@ func (b *Batch) finish(t *txn) {
 	}
 	var err error
 	switch {
+	case t.doubt:
+		err = t.err
 	case t.mail.Err != nil:
 		err = t.mail.Err
 	case accepted == 0:
@@ -479,6 +513,10 @@ func (b *Batch) failed(err error, skip *txn) error {
 			// transaction's RSET or MAIL broke): its outcome stands.
 			b.finish(t)
 			continue
+		}
+		if t.inDoubt() {
+			t.doubt = true
+			t.err = fmt.Errorf("%w: %w", ErrNoFinalReply, err)
 		}
 		if t.err == nil {
 			t.err = err

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -18,11 +19,15 @@ import (
 // 32 goroutines send through one Pool to a server that cuts connections at
 // random points: every message is either reported delivered, with exactly
 // one copy on the server carrying the queue id the client was given, or
-// reported failed with no copy; none is lost without a report.
+// reported failed with no copy, or reported in doubt (ErrNoFinalReply) with
+// at most one copy; none is lost without a report.
 //
-// A cut after the end of the data but before its reply is left out here:
-// without CHECKPOINT the client cannot know whether the server kept the
-// message (the Courier's tests cover it with CHECKPOINT).
+// The Pool pipelines the Sends, so a cut at the next transaction's command
+// can take the previous message's final reply with it: without CHECKPOINT
+// the client cannot know whether the server kept that message, and says
+// so (the Courier's tests resolve it with CHECKPOINT). A cut after the end
+// of the data but before its reply is left out of the faults for the same
+// reason.
 func TestPool_ConcurrentSendersAgainstRandomCuts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: 32 000 sends take seconds; go test without -short runs them")
@@ -82,7 +87,7 @@ func TestPool_ConcurrentSendersAgainstRandomCuts(t *testing.T) {
 				subject := strings.TrimPrefix(strings.SplitN(string(m.Data), "\r\n", 2)[0], "Subject: ")
 				copies[subject] = append(copies[subject], m)
 			}
-			delivered, failed := 0, 0
+			delivered, failed, doubtful := 0, 0, 0
 			for s := range results {
 				for i, o := range results[s] {
 					key := fmt.Sprintf("%d/%d", s, i)
@@ -92,15 +97,18 @@ func TestPool_ConcurrentSendersAgainstRandomCuts(t *testing.T) {
 						if assert.Len(t, got, 1, "%s reported delivered", key) {
 							assert.Equal(t, o.queueID, got[0].QueueID, key)
 						}
+					} else if errors.Is(o.err, ErrNoFinalReply) {
+						doubtful++
+						assert.LessOrEqual(t, len(got), 1, "%s in doubt (%v) but the server has it twice", key, o.err)
 					} else {
 						failed++
 						assert.Empty(t, got, "%s reported failed (%v) but the server has it", key, o.err)
 					}
 				}
 			}
-			t.Logf("%d delivered, %d failed, %d connections", delivered, failed, srv.Conns())
-			assert.Equal(t, senders*each, delivered+failed)
-			assert.Greater(t, failed, 0, "the faults should fail some")
+			t.Logf("%d delivered, %d failed, %d in doubt, %d connections", delivered, failed, doubtful, srv.Conns())
+			assert.Equal(t, senders*each, delivered+failed+doubtful)
+			assert.Greater(t, failed+doubtful, 0, "the faults should fail some")
 			assert.Greater(t, delivered, senders*each/2)
 		})
 	}

@@ -103,6 +103,12 @@ func protocolError(reason string, line []byte, err error) *protoError {
 }
 
 var (
+	// ErrNoFinalReply is matched by the outcome of a message whose text
+	// was sent to its end but whose connection failed before the server's
+	// reply to it was read, and no earlier reply refused it: the server may
+	// have taken it (RFC 1047, RFC 5321 §6.1), so sending it again may
+	// deliver it twice. With CHECKPOINT a Courier resolves it (RFC 1845).
+	ErrNoFinalReply = errors.New("smtp: connection lost before the reply to the end of the message: it may have been delivered")
 	// ErrReplyTooLong is wrapped by the protoError for a reply, or a
 	// line of one, longer than the Dialer's limits (MaxReplySize).
 	ErrReplyTooLong = errors.New("smtp: reply too long")

@@ -3,8 +3,10 @@ package smtp
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +85,51 @@ func poolWaitGoroutines(t *testing.T, n int) {
 	}
 }
 
+// poolFlushing reports whether connection conn has received a whole
+// message text: its client is past queueing more and waits for replies.
+func poolFlushing(srv *smtptest.Server, conn int) bool {
+	return slices.ContainsFunc(srv.Transcript(conn), func(l string) bool { return strings.HasPrefix(l, "C: <data") })
+}
+
+// heldReader is a message whose first Read waits for release: the
+// connection sending it is busy until then.
+type heldReader struct {
+	started, release chan struct{}
+	r                io.Reader
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	if h.started != nil {
+		close(h.started)
+		h.started = nil
+		<-h.release
+	}
+	return h.r.Read(p)
+}
+
+// holdConn starts a Send to srv whose message is held, so that the
+// connection that took it stays busy; release lets it go on and returns
+// the Send's error.
+func holdConn(t *testing.T, p *Pool, srv *smtptest.Server, i int) (release func() error) {
+	t.Helper()
+	started, rel := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Send(context.Background(), srv.Addr, &Envelope{From: "a@example.org", To: Recipients(fmt.Sprintf("r%d@example.com", i))},
+			&heldReader{started: started, release: rel, r: strings.NewReader(testMessage(i))})
+		done <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "the held Send was not taken")
+	}
+	return func() error {
+		close(rel)
+		return <-done
+	}
+}
+
 // Many goroutines share a few connections; every message arrives exactly
 // once and every reported success is a stored message.
 func TestPool_ConcurrentSendersShareMaxConns(t *testing.T) {
@@ -133,16 +180,16 @@ func TestPool_ConcurrentSendersShareMaxConns(t *testing.T) {
 
 // MaxConns counts per address: a busy server does not hold up another.
 func TestPool_MaxConnsIsPerAddress(t *testing.T) {
-	busy := newTestServer(t, smtptest.Config{Extensions: extPipelining})
+	busy := newTestServer(t, smtptest.Config{Extensions: extPipelining, Faults: smtptest.Faults{Delay: map[string]time.Duration{"MAIL": 500 * time.Millisecond}}})
 	other := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 	p := newTestPool(t, &Pool{MaxConns: 1})
-	pc, err := p.get(context.Background(), busy.Addr)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	slow := make(chan error, 1)
+	go func() { slow <- poolSend(context.Background(), p, busy, 0) }()
+	require.Eventually(t, func() bool { return busy.Conns() == 1 }, 2*time.Second, 5*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	require.NoError(t, poolSend(ctx, p, other, 0))
-	p.put(pc)
-	require.NoError(t, poolSend(ctx, p, busy, 1))
+	require.NoError(t, poolSend(ctx, p, other, 1), "not held up by the busy server's one connection")
+	require.NoError(t, <-slow)
 	assert.Equal(t, 1, busy.Conns())
 	assert.Equal(t, 1, other.Conns())
 }
@@ -216,14 +263,12 @@ func TestPool_RetiresBrokenConnections(t *testing.T) {
 			t.Run(tt.name+"/"+ext.name, func(t *testing.T) {
 				srv := newTestServer(t, smtptest.Config{Extensions: ext.ext, ConnFaults: map[int]smtptest.Faults{2: tt.faults}})
 				p := newTestPool(t, &Pool{MaxConns: 2})
-				require.NoError(t, poolSend(context.Background(), p, srv, 0))
-				// Connection 1 is idle; a second Send at the same time
-				// dials connection 2, which fails.
-				pc, err := p.get(context.Background(), srv.Addr)
-				require.NoError(t, err)
-				err = poolSend(context.Background(), p, srv, 1)
+				// Connection 1 is busy with a held message; a second Send
+				// at the same time dials connection 2, which fails.
+				release := holdConn(t, p, srv, 0)
+				err := poolSend(context.Background(), p, srv, 1)
 				tt.check(t, err)
-				p.put(pc)
+				require.NoError(t, release())
 				require.Equal(t, 2, srv.Conns())
 
 				before := len(srv.Messages())
@@ -233,12 +278,11 @@ func TestPool_RetiresBrokenConnections(t *testing.T) {
 				assert.Equal(t, 2, srv.Conns(), "connection 1 goes on")
 				assert.Len(t, srv.Messages(), before+3)
 
-				// Connection 2 is gone from the Pool: with both slots
-				// free again, two Sends at once use 1 and a new 3.
-				pc1, err := p.get(context.Background(), srv.Addr)
-				require.NoError(t, err)
-				require.NoError(t, poolSend(context.Background(), p, srv, 5))
-				p.put(pc1)
+				// Connection 2 is gone from the Pool: with connection 1
+				// busy again, a second Send dials a new 3.
+				release = holdConn(t, p, srv, 5)
+				require.NoError(t, poolSend(context.Background(), p, srv, 6))
+				require.NoError(t, release())
 				assert.Equal(t, 3, srv.Conns())
 				assert.NotContains(t, poolCommands(srv, 2)[len(poolCommands(srv, 2))-1], "QUIT", "no QUIT after a 421 or a cut")
 			})
@@ -289,16 +333,13 @@ func TestPool_IdleTimeoutQuitsTheConnection(t *testing.T) {
 func TestPool_IdleTimerFollowsEachConnection(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 	p := newTestPool(t, &Pool{IdleTimeout: 300 * time.Millisecond})
-	pc1, err := p.get(context.Background(), srv.Addr)
-	require.NoError(t, err)
-	pc2, err := p.get(context.Background(), srv.Addr)
-	require.NoError(t, err)
-	p.put(pc1)
+	release := holdConn(t, p, srv, 0)                             // connection 1
+	require.NoError(t, poolSend(context.Background(), p, srv, 1)) // connection 2, idle from now
 	time.Sleep(150 * time.Millisecond)
-	p.put(pc2)
-	assertPoolQuit(t, srv, 1)
-	assert.False(t, poolQuit(srv, 2), "connection 2 has not expired yet")
+	require.NoError(t, release()) // connection 1, idle from now
 	assertPoolQuit(t, srv, 2)
+	assert.False(t, poolQuit(srv, 1), "connection 1 has not expired yet")
+	assertPoolQuit(t, srv, 1)
 }
 
 // A connection idle for a while is checked with RSET before reuse; one
@@ -362,7 +403,7 @@ func TestPool_WaitsAtMaxConns(t *testing.T) {
 			p := newTestPool(t, &Pool{MaxConns: 1})
 			first := make(chan error, 1)
 			go func() { first <- poolSend(context.Background(), p, srv, 0) }()
-			require.Eventually(t, func() bool { return len(poolCommands(srv, 1)) >= 4 }, 2*time.Second, time.Millisecond, "first Send under way")
+			require.Eventually(t, func() bool { return poolFlushing(srv, 1) }, 2*time.Second, time.Millisecond, "first Send waiting for its reply")
 
 			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 			defer cancel()
@@ -419,57 +460,61 @@ func TestPool_AuthFailureIsADialError(t *testing.T) {
 	assert.Equal(t, "joe", srv.Messages()[1].AuthUser)
 }
 
-// Close quits idle connections, fails waiting and later Sends with
-// ErrClosed, quits a connection in use when its Send ends, and leaves
-// no goroutine behind.
+// Close quits idle connections, fails queued and later Sends with
+// ErrClosed, lets a Send in progress complete and quits its connection,
+// and leaves no goroutine behind.
 func TestPool_Close(t *testing.T) {
-	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining,
-		ConnFaults: map[int]smtptest.Faults{2: {Delay: map[string]time.Duration{".": 200 * time.Millisecond}}}})
+	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
+	other := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 	before := runtime.NumGoroutine()
-	p := &Pool{MaxConns: 2, Dialer: &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled}}
-	require.NoError(t, poolSend(context.Background(), p, srv, 0)) // conn 1, idle with the timer set
-	pc1, err := p.get(context.Background(), srv.Addr)
-	require.NoError(t, err)
-	inUse := make(chan error, 1)
-	go func() { inUse <- poolSend(context.Background(), p, srv, 1) }() // conn 2, slow
-	require.Eventually(t, func() bool { return len(poolCommands(srv, 2)) >= 4 }, 2*time.Second, time.Millisecond)
-	waiting := make(chan error, 1)
-	go func() { waiting <- poolSend(context.Background(), p, srv, 2) }()
+	p := &Pool{MaxConns: 1, Dialer: &Dialer{LocalName: "client.example", TLSPolicy: TLSDisabled}}
+	require.NoError(t, poolSend(context.Background(), p, other, 0)) // idle
+	release := holdConn(t, p, srv, 1)                               // in progress
+	queued := make(chan error, 1)
+	go func() { queued <- poolSend(context.Background(), p, srv, 2) }()
 	require.Eventually(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return len(p.hosts[srv.Addr].waiting) == 1
+		return len(p.hosts[srv.Addr].queue) == 1
 	}, 2*time.Second, time.Millisecond)
-	p.put(pc1) // handed to the waiting Send
 
-	require.NoError(t, <-waiting)
-	require.NoError(t, p.Close())
-	assertPoolQuit(t, srv, 1, "idle connection quit")
-	require.NoError(t, <-inUse, "a Send in progress completes")
-	assertPoolQuit(t, srv, 2, "and its connection is quit")
-	assert.ErrorIs(t, poolSend(context.Background(), p, srv, 3), ErrClosed)
-	assert.Len(t, srv.Messages(), 3)
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	require.ErrorIs(t, <-queued, ErrClosed, "a queued Send")
+	assertPoolQuit(t, other, 1, "idle connection quit")
+	assert.ErrorIs(t, poolSend(context.Background(), p, srv, 3), ErrClosed, "a later Send")
+	select {
+	case <-closed:
+		require.FailNow(t, "Close returned before the Send in progress ended")
+	case <-time.After(50 * time.Millisecond):
+	}
+	require.NoError(t, release(), "a Send in progress completes")
+	require.NoError(t, <-closed)
+	assertPoolQuit(t, srv, 1, "and its connection is quit")
+	assert.Len(t, srv.Messages(), 1)
 	require.NoError(t, p.Close(), "a second Close")
 
 	poolWaitGoroutines(t, before)
 }
 
-// A Send waiting for a connection when Close is called gets ErrClosed.
+// A Send queued when Close is called gets ErrClosed at once, even while
+// the connection is busy.
 func TestPool_CloseWakesWaitingSends(t *testing.T) {
 	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
 	p := newTestPool(t, &Pool{MaxConns: 1})
-	pc, err := p.get(context.Background(), srv.Addr)
-	require.NoError(t, err)
+	release := holdConn(t, p, srv, 0)
 	waiting := make(chan error, 1)
-	go func() { waiting <- poolSend(context.Background(), p, srv, 0) }()
+	go func() { waiting <- poolSend(context.Background(), p, srv, 1) }()
 	require.Eventually(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return len(p.hosts[srv.Addr].waiting) == 1
+		return len(p.hosts[srv.Addr].queue) == 1
 	}, 2*time.Second, time.Millisecond)
-	require.NoError(t, p.Close())
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
 	require.ErrorIs(t, <-waiting, ErrClosed)
-	p.put(pc)
+	require.NoError(t, release())
+	require.NoError(t, <-closed)
 	assertPoolQuit(t, srv, 1)
 }
 
