@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -302,4 +303,58 @@ func TestMain(m *testing.M) {
 		theSink.stop()
 	}
 	os.Exit(code)
+}
+
+// BenchmarkPool sends b.N messages (2 KiB, 3 recipients) from G goroutines
+// through the proxy at -bench.rtt, with poolConns connections for the
+// pooled clients; an op is one message.
+//
+//	go test -run '^$' -bench Pool -count 6 -bench.rtt 10ms . | tee pool.txt
+func BenchmarkPool(b *testing.B) {
+	full := newServer(b)
+	noChunking, err := discard.NewServer(discard.Config{Extensions: []string{"PIPELINING", "8BITMIME", "SIZE 1073741824"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { noChunking.Close() })
+	for _, g := range []int{1, 8, 64} {
+		for _, c := range poolClients {
+			target := full.Addr
+			if !strings.Contains(c.name, "CHUNKING") {
+				target = noChunking.Addr // DATA only, whatever the client
+			}
+			p := newProxy(b, target, *benchRTT)
+			b.Run(fmt.Sprintf("G=%d/%s", g, slug(c.name)), func(b *testing.B) {
+				p.ResetCounters()
+				w := newWorkload(b.N)
+				start := time.Now()
+				if err := c.run(context.Background(), p.Addr, g, b.N, w); err != nil {
+					b.Fatal(err)
+				}
+				elapsed := time.Since(start)
+				b.ReportMetric(float64(p.Turnarounds())/float64(b.N), "turnarounds/msg")
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+			})
+		}
+	}
+}
+
+// The pooled clients deliver every message, from any number of goroutines.
+func TestPoolClients_SendEveryMessage(t *testing.T) {
+	s := newServer(t)
+	for _, c := range poolClients {
+		for _, g := range []int{1, 3, 8} {
+			before := s.Messages()
+			require := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatalf("%s, G=%d: %v", c.name, g, err)
+				}
+			}
+			require(c.run(context.Background(), s.Addr, g, 20, newWorkload(20)))
+			if got := s.Messages() - before; got != 20 {
+				t.Errorf("%s, G=%d: %d messages arrived, want 20", c.name, g, got)
+			}
+		}
+	}
 }
