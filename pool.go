@@ -88,6 +88,13 @@ type Pool struct {
 	// MaxMessagesPerConn, if positive, closes a connection with QUIT after
 	// that many messages on it.
 	MaxMessagesPerConn int
+	// Limiter, if not nil, shapes the traffic to each address: a Send
+	// waits for its Message slot before it joins the queue (its context
+	// bounds the wait), a connection waits for its Conn place before it
+	// dials, and the outcome of every transaction is Observed. A
+	// RateLimiter does it within the process; redislimit across
+	// processes.
+	Limiter Limiter
 
 	mu      sync.Mutex
 	hosts   map[string]*poolHost
@@ -145,6 +152,11 @@ type poolWorker struct {
 func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Reader) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("smtp: %w", context.Cause(ctx))
+	}
+	if p.Limiter != nil {
+		if err := p.Limiter.Message(ctx, addr); err != nil {
+			return nil, err
+		}
 	}
 	s := &queuedSend{ctx: ctx, env: env, msg: msg, done: make(chan struct{})}
 	p.mu.Lock()

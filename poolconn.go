@@ -10,25 +10,36 @@ import (
 // takes the queued Sends of its address and sends them, pipelined, until
 // it is closed.
 type poolConn struct {
-	p      *Pool
-	h      *poolHost
-	c      *Client
-	sends  int       // messages sent on the connection
-	idleAt time.Time // when it last ran out of messages
-	coming bool      // counted in h.coming: about to look at the queue
+	p       *Pool
+	h       *poolHost
+	c       *Client
+	release func()    // gives the Limiter's place back, if any
+	sends   int       // messages sent on the connection
+	idleAt  time.Time // when it last ran out of messages
+	coming  bool      // counted in h.coming: about to look at the queue
 }
 
 // work runs a new connection of h: it dials, then sends until done.
 func (p *Pool) work(h *poolHost) {
 	defer p.workers.Done()
-	c, err := p.dial(h)
+	release := func() {}
+	var c *Client
+	var err error
+	if p.Limiter != nil {
+		release, err = p.Limiter.Conn(p.ctx, h.addr)
+	}
+	if err == nil {
+		if c, err = p.dial(h); err != nil {
+			release()
+		}
+	}
 	if err != nil {
 		p.mu.Lock()
 		p.gone(h, err)
 		p.mu.Unlock()
 		return
 	}
-	cn := &poolConn{p: p, h: h, c: c, coming: true} // counted by dispatch
+	cn := &poolConn{p: p, h: h, c: c, release: release, coming: true} // counted by dispatch
 	cn.run()
 }
 
@@ -150,6 +161,7 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 	if ContextClientTrace(s.ctx) != nil {
 		res, err := c.Send(s.ctx, s.env, s.msg)
 		cn.sends++
+		cn.observe(res, err)
 		cn.comeBack()
 		s.finish(res, err)
 		return nil, cn.usable()
@@ -168,6 +180,7 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 		stop := context.AfterFunc(cur.ctx, func() { cancel(context.Cause(cur.ctx)) })
 		done := func(res *Result, err error) {
 			stop()
+			cn.observe(res, err)
 			cn.comeBack()
 			cur.finish(res, err)
 		}
@@ -191,6 +204,15 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 	}
 	b.Close()
 	return next, cn.usable()
+}
+
+// observe tells the Pool's Limiter, if any, how a transaction ended.
+func (cn *poolConn) observe(res *Result, err error) {
+	if lim := cn.p.Limiter; lim != nil {
+		if code, enh := outcomeCode(res, err); code != 0 {
+			lim.Observe(cn.h.addr, code, enh)
+		}
+	}
 }
 
 // takeQueued returns the next queued Send without waiting, or nil; with
@@ -225,6 +247,7 @@ func (cn *poolConn) close() {
 		cancel()
 	}
 	c.Close()
+	cn.release()
 	p := cn.p
 	p.mu.Lock()
 	cn.arrived()

@@ -166,6 +166,8 @@ func (c *conn) sleep(d time.Duration) bool {
 
 func (c *conn) serve() {
 	defer c.s.wg.Done()
+	c.s.connOpened()
+	defer c.s.connClosed()
 	defer c.raw.Close()
 	c.record("* connect " + c.raw.RemoteAddr().String())
 	err := c.greet()

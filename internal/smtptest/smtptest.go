@@ -334,6 +334,8 @@ type Message struct {
 	// QueueID is the id in the final reply ("Q1", "Q2", ...); LMTP
 	// replies do not show it.
 	QueueID string
+	// At is when the server accepted it.
+	At time.Time
 	// ConnIndex is the 1-based index of the connection that completed it.
 	ConnIndex int
 	// Helo is the EHLO/HELO (LHLO) argument of that connection.
@@ -379,6 +381,8 @@ type Server struct {
 	faults   Faults
 	conns    []*connRecord
 	messages []Message
+	open     int // connections being served now
+	maxOpen  int // the most open at once
 }
 
 type connRecord struct {
@@ -662,6 +666,43 @@ func (s *Server) noteFlush(conn int) {
 
 func (s *Server) addMessage(m Message) {
 	s.mu.Lock()
+	m.At = time.Now() // under the lock: the messages stay in time order
 	s.messages = append(s.messages, m)
 	s.mu.Unlock()
+}
+
+// connOpened and connClosed count the connections being served.
+func (s *Server) connOpened() {
+	s.mu.Lock()
+	s.open++
+	s.maxOpen = max(s.maxOpen, s.open)
+	s.mu.Unlock()
+}
+
+func (s *Server) connClosed() {
+	s.mu.Lock()
+	s.open--
+	s.mu.Unlock()
+}
+
+// MaxOpen returns the most connections the server has served at once.
+func (s *Server) MaxOpen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxOpen
+}
+
+// MaxPerSecond returns the most messages the server accepted within any
+// one second (a sliding window over the accept times).
+func (s *Server) MaxPerSecond() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	most, j := 0, 0
+	for i, m := range s.messages {
+		for m.At.Sub(s.messages[j].At) >= time.Second {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	return most
 }
