@@ -135,7 +135,9 @@ func TestPool_LimiterShapesTraffic(t *testing.T) {
 	elapsed := time.Since(start)
 	assert.Len(t, srv.Messages(), senders*each)
 	assert.LessOrEqual(t, srv.MaxOpen(), 2, "connections at once")
-	assert.LessOrEqual(t, srv.MaxPerSecond(), 41, "messages in any second (40/s, one at the start)")
+	// Rate and Burst, and one for the jitter between a message's slot and
+	// the moment the server takes it.
+	assert.LessOrEqual(t, srv.MaxPerSecond(), 40+1+1, "messages in any second")
 	assert.GreaterOrEqual(t, elapsed, time.Duration(senders*each-1)*time.Second/40, "the rate bounds the run")
 }
 

@@ -88,12 +88,12 @@ type Pool struct {
 	// MaxMessagesPerConn, if positive, closes a connection with QUIT after
 	// that many messages on it.
 	MaxMessagesPerConn int
-	// Limiter, if not nil, shapes the traffic to each address: a Send
-	// waits for its Message slot before it joins the queue (its context
-	// bounds the wait), a connection waits for its Conn place before it
-	// dials, and the outcome of every transaction is Observed. A
-	// RateLimiter does it within the process; redislimit across
-	// processes.
+	// Limiter, if not nil, shapes the traffic to each address: a
+	// connection waits for its Conn place before it dials and for a
+	// Message slot before it sends each message (the Send's context
+	// bounds that wait; nothing of a Send is written before its slot), and
+	// the outcome of every transaction is Observed. A RateLimiter does it
+	// within the process; redislimit across processes.
 	Limiter Limiter
 
 	mu      sync.Mutex
@@ -152,11 +152,6 @@ type poolWorker struct {
 func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Reader) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("smtp: %w", context.Cause(ctx))
-	}
-	if p.Limiter != nil {
-		if err := p.Limiter.Message(ctx, addr); err != nil {
-			return nil, err
-		}
 	}
 	s := &queuedSend{ctx: ctx, env: env, msg: msg, done: make(chan struct{})}
 	p.mu.Lock()

@@ -159,6 +159,12 @@ func (cn *poolConn) giveBack(s *queuedSend) {
 func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 	c := cn.c
 	if ContextClientTrace(s.ctx) != nil {
+		if lim := cn.p.Limiter; lim != nil {
+			if err := lim.Message(s.ctx, cn.h.addr); err != nil {
+				s.finish(nil, err)
+				return nil, true
+			}
+		}
 		res, err := c.Send(s.ctx, s.env, s.msg)
 		cn.sends++
 		cn.observe(res, err)
@@ -176,6 +182,15 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 		return nil, false
 	}
 	for s != nil {
+		if lim := cn.p.Limiter; lim != nil {
+			if err := lim.Message(s.ctx, cn.h.addr); err != nil {
+				s.finish(nil, err) // withdrawn: nothing of it was written
+				if s = cn.takeQueued(); s != nil && ContextClientTrace(s.ctx) != nil {
+					next, s = s, nil
+				}
+				continue
+			}
+		}
 		cur := s
 		stop := context.AfterFunc(cur.ctx, func() { cancel(context.Cause(cur.ctx)) })
 		done := func(res *Result, err error) {
