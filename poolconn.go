@@ -201,6 +201,10 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 		}
 		if err := b.Send(cur.env, cur.msg, done); err != nil {
 			done(nil, err)
+		} else if cn.p.Limiter != nil {
+			// A Batch writes when its buffer fills; shaped, each message
+			// goes out when its slot came, not with the next ones.
+			c.flush()
 		}
 		cn.sends++
 		if !cn.usable() {

@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	resmtp "github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/bench/discard"
 	"github.com/resmtp/smtp/bench/proxy"
+	"github.com/resmtp/smtp/internal/smtptest"
 )
 
 var (
@@ -356,5 +358,50 @@ func TestPoolClients_SendEveryMessage(t *testing.T) {
 				t.Errorf("%s, G=%d: %d messages arrived, want 20", c.name, g, got)
 			}
 		}
+	}
+}
+
+// The shaping run of issue 11: 1000 messages from 64 goroutines to a
+// destination limited to 50 messages a second and 2 connections. The
+// server never sees more, and the run takes 20 s ± 10 %.
+func TestShaping_1000MessagesAt50PerSecond(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the shaped run takes 20 s")
+	}
+	srv, err := smtptest.NewServer(smtptest.Config{Extensions: []string{"PIPELINING", "CHUNKING", "8BITMIME"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p := &resmtp.Pool{
+		Dialer:   &resmtp.Dialer{LocalName: "bench.example", TLSPolicy: resmtp.TLSDisabled},
+		MaxConns: 8,
+		Limiter:  &resmtp.RateLimiter{MaxConns: 2, Rate: 50},
+	}
+	defer p.Close()
+	const total = 1000
+	w := newWorkload(total)
+	env := &resmtp.Envelope{From: w.from, To: resmtp.Recipients(w.to...)}
+	start := time.Now()
+	err = spread(64, total, func(int) error {
+		_, err := p.Send(context.Background(), srv.Addr, env, bytes.NewReader(w.body))
+		return err
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d messages in %v; at most %d connections and %d messages in a second", total, elapsed.Round(time.Millisecond), srv.MaxOpen(), srv.MaxPerSecond())
+	if n := len(srv.Messages()); n != total {
+		t.Errorf("%d messages arrived, want %d", n, total)
+	}
+	if srv.MaxOpen() > 2 {
+		t.Errorf("%d connections at once, want at most 2", srv.MaxOpen())
+	}
+	if srv.MaxPerSecond() > 50+1+1 { // the rate, one at the start, one for jitter
+		t.Errorf("%d messages within a second, want at most 52", srv.MaxPerSecond())
+	}
+	if elapsed < 18*time.Second || elapsed > 22*time.Second {
+		t.Errorf("the run took %v, want 20 s ± 10 %%", elapsed)
 	}
 }
