@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -154,6 +155,11 @@ func TestPool_LimiterSlowsDownOn421(t *testing.T) {
 	lim.mu.Lock()
 	assert.Equal(t, 1, lim.dests[srv.Addr].penalty)
 	lim.mu.Unlock()
+	// The server counts connection 1 as open until it has seen it close.
+	require.Eventually(t, func() bool {
+		tr := srv.Transcript(1)
+		return len(tr) > 0 && strings.HasPrefix(tr[len(tr)-1], "* close")
+	}, 2*time.Second, time.Millisecond)
 	var wg sync.WaitGroup
 	for i := range 12 {
 		wg.Go(func() { assert.NoError(t, poolSend(context.Background(), p, srv, 1+i)) })
