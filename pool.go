@@ -88,6 +88,9 @@ type Pool struct {
 	// MaxMessagesPerConn, if positive, closes a connection with QUIT after
 	// that many messages on it.
 	MaxMessagesPerConn int
+	// Resolver finds the mail exchangers of a domain for Deliver; nil
+	// means a zero Resolver.
+	Resolver *Resolver
 	// Limiter, if not nil, shapes the traffic to each address: a
 	// connection waits for its Conn place before it dials and for a
 	// Message slot before it sends each message (the Send's context

@@ -117,6 +117,10 @@ func DefaultExtensions() []string {
 
 // Config configures a Server. The zero value is usable.
 type Config struct {
+	// ListenAddr is the address to listen on; "" means "127.0.0.1:0". Any
+	// loopback address serves, so that several servers can share a port
+	// as mail exchangers of one domain do.
+	ListenAddr string
 	// Hostname is used in the greeting and the EHLO/HELO replies.
 	// Default DefaultHostname.
 	Hostname string
@@ -461,7 +465,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.maxMsg <= 0 {
 		s.maxMsg = DefaultMaxMessageSize
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := cfg.ListenAddr
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("smtptest: %w", err)
 	}
