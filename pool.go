@@ -101,6 +101,7 @@ type Pool struct {
 
 	mu      sync.Mutex
 	hosts   map[string]*poolHost
+	stats   map[string]*PoolStats
 	closed  bool
 	workers sync.WaitGroup // the connections' goroutines
 	stop    context.CancelFunc
@@ -168,6 +169,7 @@ func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Read
 	p.mu.Unlock()
 	select {
 	case <-s.done:
+		p.count(addr, s)
 		return s.res, s.err
 	case <-ctx.Done():
 	}
@@ -181,6 +183,7 @@ func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Read
 	}
 	p.mu.Unlock()
 	<-s.done // the connection is being closed
+	p.count(addr, s)
 	if s.err != nil {
 		return s.res, fmt.Errorf("smtp: %w: %w", context.Cause(ctx), s.err)
 	}
@@ -253,6 +256,7 @@ func (p *Pool) dispatch(h *poolHost) {
 	}
 	if len(h.queue) > h.coming && h.conns < p.maxConns() {
 		h.conns++
+		p.stat(h.addr).Dials++
 		h.coming++ // the new connection looks at the queue once dialed
 		p.workers.Add(1)
 		go p.work(h)

@@ -538,3 +538,27 @@ func TestPool_CloseRacesTheIdleTimer(t *testing.T) {
 		assertPoolQuit(t, srv, i, "connection %d", i)
 	}
 }
+
+// Stats counts, per destination, the connections dialed and open and the
+// Sends by outcome.
+func TestPool_Stats(t *testing.T) {
+	srv := newTestServer(t, smtptest.Config{Extensions: extPipelining})
+	p := newTestPool(t, &Pool{})
+	require.NoError(t, poolSend(context.Background(), p, srv, 0))
+	require.NoError(t, poolSend(context.Background(), p, srv, 1))
+	send := func(to string) error {
+		_, err := p.Send(context.Background(), srv.Addr, &Envelope{From: "a@example.org", To: Recipients(to)}, strings.NewReader("x\r\n"))
+		return err
+	}
+	require.Error(t, send("reject@example.com"))
+	require.Error(t, send("temp@example.com"))
+	st := p.Stats()
+	require.Len(t, st, 1)
+	assert.Equal(t, srv.Addr, st[0].Dest)
+	assert.Equal(t, int64(1), st[0].Dials)
+	assert.Equal(t, 1, st[0].Open)
+	assert.Equal(t, int64(2), st[0].Delivered)
+	assert.Equal(t, int64(1), st[0].Bounced)
+	assert.Equal(t, int64(1), st[0].Deferred)
+	assert.Positive(t, st[0].Octets)
+}
