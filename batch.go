@@ -419,11 +419,14 @@ func (t *txn) accepted() int {
 	return n
 }
 
+// errRcptNotSent is the outcome of a recipient whose RCPT was not sent.
+var errRcptNotSent = errors.New("smtp: RCPT not sent")
+
 // rcptResults returns the recipients' outcomes as far as known.
 func (t *txn) rcptResults() []RcptResult {
 	res := make([]RcptResult, len(t.to))
 	for i, r := range t.to {
-		rr := RcptResult{Addr: r.Addr, Err: errors.New("smtp: RCPT not sent")}
+		rr := RcptResult{Addr: r.Addr, Err: errRcptNotSent}
 		switch {
 		case t.held != nil && i < len(t.held.rcpts):
 			rr = t.held.rcpts[i]

@@ -192,7 +192,10 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 			}
 		}
 		cur := s
-		stop := context.AfterFunc(cur.ctx, func() { cancel(context.Cause(cur.ctx)) })
+		stop := func() bool { return true }
+		if cur.ctx.Done() != nil {
+			stop = context.AfterFunc(cur.ctx, func() { cancel(context.Cause(cur.ctx)) })
+		}
 		done := func(res *Result, err error) {
 			stop()
 			cn.observe(res, err)
