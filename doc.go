@@ -32,12 +32,16 @@
 //	}
 //	err = b.Quit()
 //
-// A Pool keeps connections to servers for many goroutines, reused across
-// Sends and retired after a 421. Use it in a service where messages arrive
-// concurrently.
+// A Pool sends for many goroutines over a few connections per server:
+// concurrent Sends queue up and each connection pipelines them as a Batch
+// does, each Send getting its own Result. Deliver sends by the recipients'
+// MX hosts, and a Limiter shapes the traffic per destination (RateLimiter
+// in the process, the redislimit module across processes). Use it in a
+// service or a bulk mailer where messages arrive concurrently.
 //
 //	p := &smtp.Pool{Dialer: &smtp.Dialer{LocalName: "app1.example.org"}}
 //	res, err := p.Send(ctx, "mail.example.com:25", env, body)
+//	res, err = p.Deliver(ctx, env, body) // RcptResult.Status: delivered, deferred, bounced
 //
 // A Courier sees one message through broken connections: with CHECKPOINT
 // (RFC 1845) it reconnects, to the same address first, and sends only what
@@ -76,5 +80,6 @@
 //
 // A ClientTrace's hooks see every command, reply and progress step, with
 // credentials redacted: for every connection of a Dialer (Dialer.Trace), or
-// for one call (WithClientTrace).
+// for one call (WithClientTrace). SlogTrace logs them to log/slog, and
+// Pool.Stats counts a Pool's work per destination.
 package smtp
