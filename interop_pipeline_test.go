@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	smtp "github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/internal/interop"
@@ -142,39 +144,45 @@ func TestInteropSinkBatch(t *testing.T) {
 	require.Zero(t, failed, "messages failed")
 }
 
-// The Pool against Postfix: concurrent senders share a few connections and
-// every message arrives once, byte-identical.
+// The Pool against Postfix: 64 goroutines × 50 messages share a few
+// pipelined connections, with DATA and with CHUNKING, and every message
+// arrives exactly once, byte-identical.
 func TestInteropPool(t *testing.T) {
 	addr := interop.Postfix(t)
-	pool := &smtp.Pool{Dialer: &smtp.Dialer{LocalName: "client.resmtp.test", TLSPolicy: smtp.TLSDisabled}, MaxConns: 3}
-	defer pool.Close()
-	const senders, each = 4, 5
-	type sent struct {
-		marker string
-		msg    []byte
-	}
-	results := make(chan error, senders*each)
-	msgs := make(chan sent, senders*each)
-	for s := 0; s < senders; s++ {
-		go func(s int) {
-			for i := 0; i < each; i++ {
-				marker := fmt.Sprintf("%s-%d-%d", interop.Marker(t), s, i)
-				msg := interopMessage(marker, "sender@example.com", []string{"alice@example.com"}, "pooled", dotLines...)
-				ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
-				_, err := pool.Send(ctx, addr, &smtp.Envelope{From: "sender@example.com", To: smtp.Recipients("alice@example.com")}, bytes.NewReader(msg))
-				cancel()
-				if err == nil {
-					msgs <- sent{marker, msg}
-				}
-				results <- err
+	for _, chunking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunking=%v", chunking), func(t *testing.T) {
+			d := &smtp.Dialer{LocalName: "client.resmtp.test", TLSPolicy: smtp.TLSDisabled, DisableChunking: !chunking}
+			pool := &smtp.Pool{Dialer: d, MaxConns: 4}
+			defer pool.Close()
+			const senders, each = 64, 50
+			prefix := fmt.Sprintf("%s-pool-%v-", interop.Marker(t), chunking)
+			sent := make([][]byte, senders*each)
+			var wg sync.WaitGroup
+			for s := range senders {
+				wg.Go(func() {
+					for i := range each {
+						n := s*each + i
+						msg := interopMessage(fmt.Sprintf("%s%d", prefix, n), "sender@example.com", []string{"alice@example.com"}, "pooled", dotLines...)
+						sent[n] = msg
+						ctx, cancel := context.WithTimeout(context.Background(), interopTimeout)
+						_, err := pool.Send(ctx, addr, &smtp.Envelope{From: "sender@example.com", To: smtp.Recipients("alice@example.com")}, bytes.NewReader(msg))
+						cancel()
+						assert.NoError(t, err, "Send %d", n)
+					}
+				})
 			}
-		}(s)
-	}
-	for i := 0; i < senders*each; i++ {
-		assert.NoError(t, <-results, "Send")
-	}
-	close(msgs)
-	for m := range msgs {
-		checkDelivered(t, []string{"alice@example.com"}, m.marker, m.msg)
+			wg.Wait()
+			got := interop.WaitForAll(t, prefix, senders*each, 3*time.Minute, time.Second)
+			for n, msg := range sent {
+				id := fmt.Sprintf("%s%d@resmtp.test", prefix, n)
+				if assert.Len(t, got[id], 1, "copies of message %d", n) {
+					interop.CheckDelivered(t, got[id][0], msg)
+				}
+			}
+			st := pool.Stats()
+			require.Len(t, st, 1)
+			assert.Equal(t, int64(senders*each), st[0].Delivered)
+			assert.LessOrEqual(t, st[0].Dials, int64(4), "at most MaxConns connections")
+		})
 	}
 }

@@ -562,3 +562,27 @@ func TestPool_Stats(t *testing.T) {
 	assert.Equal(t, int64(1), st[0].Deferred)
 	assert.Positive(t, st[0].Octets)
 }
+
+// A server that stops reading holds up only the Sends to it: Sends to
+// another address go on, and the stalled one ends with its context.
+func TestPool_StalledServerDoesNotBlockOthers(t *testing.T) {
+	stalled := newTestServer(t, smtptest.Config{Extensions: extPipelining, Faults: smtptest.Faults{Stall: "DATA"}})
+	other := newTestServer(t, smtptest.Config{Extensions: extPipelining})
+	p := newTestPool(t, &Pool{MaxConns: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	stuck := make(chan error, 2)
+	for i := range 2 {
+		go func() { stuck <- poolSend(ctx, p, stalled, i) }()
+	}
+	for i := range 5 {
+		quick, qcancel := context.WithTimeout(context.Background(), time.Second)
+		require.NoError(t, poolSend(quick, p, other, 10+i))
+		qcancel()
+	}
+	cancel()
+	for range 2 {
+		require.ErrorIs(t, <-stuck, context.Canceled)
+	}
+	assert.Empty(t, stalled.Messages())
+}

@@ -351,3 +351,72 @@ func Within(t testing.TB, timeout time.Duration, f func() error) error {
 		return nil
 	}
 }
+
+// WaitForAll waits until Maildir(t) holds want messages whose Message-ID
+// starts with "<"+prefix, reading each file once, then waits settle more
+// for any extra copy, and returns the messages by Message-ID (without the
+// angle brackets): a Message-ID with two entries was delivered twice. It
+// fails the test if fewer than want arrive within timeout.
+func WaitForAll(t testing.TB, prefix string, want int, timeout, settle time.Duration) map[string][][]byte {
+	t.Helper()
+	maildir := Maildir(t)
+	got := map[string][][]byte{}
+	seen := map[string]bool{}
+	n := 0
+	scan := func() {
+		err := filepath.WalkDir(maildir, func(path string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil && os.IsNotExist(err):
+				return nil
+			case err != nil:
+				return err
+			case d.IsDir() && d.Name() == "tmp":
+				return fs.SkipDir
+			case d.IsDir() || seen[path]:
+				return nil
+			}
+			data, err := os.ReadFile(path)
+			if os.IsNotExist(err) {
+				return nil // moved from new/ to cur/: seen under its new name
+			}
+			if err != nil {
+				return err
+			}
+			seen[path] = true
+			if id := messageID(data); strings.HasPrefix(id, prefix) {
+				got[id] = append(got[id], data)
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("interop: reading %s: %v", maildir, err)
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for scan(); n < want; scan() {
+		if time.Now().After(deadline) {
+			t.Fatalf("interop: %d of %d messages with Message-ID <%s...> delivered to %s within %v", n, want, prefix, maildir, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(settle)
+	scan()
+	return got
+}
+
+// messageID returns the value of the first Message-ID field in data,
+// without its angle brackets, or "".
+func messageID(data []byte) string {
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return "" // the end of the header
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(name), "Message-ID") {
+			return strings.Trim(strings.TrimSpace(string(value)), "<>")
+		}
+	}
+	return ""
+}
