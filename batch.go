@@ -349,25 +349,30 @@ func (b *Batch) settle() {
 	}
 }
 
-// complete reports whether every reply t waits for has been read.
+// complete reports whether every reply t waits for has been read. Only
+// what the consumer side has taken is looked at (Cmd.done): the pump may
+// be filling in the rest.
 func (t *txn) complete() bool {
-	if t.end == nil || t.end.Reply == nil {
+	if !replied(t.end) {
 		return false
 	}
 	for _, x := range t.lmtp {
-		if x.Reply == nil {
+		if !replied(x) {
 			return false
 		}
 	}
 	return true
 }
 
+// replied reports whether x's reply has been read and taken.
+func replied(x *Cmd) bool { return x != nil && x.done && x.Reply != nil }
+
 // inDoubt reports whether the server may have taken t although its final
 // reply was not read: the end of the text was sent, or queued to be, and
 // no reply read so far refused the transaction.
 func (t *txn) inDoubt() bool {
-	refused := func(x *Cmd) bool { return x != nil && x.Reply != nil && x.Err != nil }
-	if t.end == nil || t.end.Reply != nil || t.lone || refused(t.mail) || refused(t.data) {
+	refused := func(x *Cmd) bool { return replied(x) && x.Err != nil }
+	if t.end == nil || replied(t.end) || t.lone || refused(t.mail) || refused(t.data) {
 		return false
 	}
 	for _, x := range t.chunks {
