@@ -1,0 +1,16 @@
+module github.com/resmtp/smtp/mx
+
+go 1.25.0
+
+require (
+	github.com/miekg/dns v1.1.73
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/net v0.58.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)
+
+replace github.com/resmtp/smtp => ../
