@@ -58,6 +58,11 @@ type Courier struct {
 	// Resolver finds the servers of a domain for Deliver; nil means a zero
 	// Resolver.
 	Resolver *Resolver
+	// MXPolicy, if not nil, decides for Deliver which mail exchangers may
+	// be used and how their connections are protected (DANE, MTA-STS: see
+	// the mx module). Without one, Deliver uses opportunistic STARTTLS
+	// without authentication (RFC 7435).
+	MXPolicy MXPolicy
 	// RetryDelay is the least wait before reconnecting; zero means 30
 	// minutes (RFC 5321 §4.5.4.1). The context's deadline bounds it.
 	RetryDelay time.Duration
@@ -96,11 +101,7 @@ func (k *Courier) Send(ctx context.Context, addrs []string, env *Envelope, msg i
 // again before each reconnection. It returns what Send returns, or the
 // Resolver's error (ErrNullMX for a domain that accepts no mail).
 func (k *Courier) Deliver(ctx context.Context, domain string, env *Envelope, msg io.Reader) (*Result, error) {
-	r := k.Resolver
-	if r == nil {
-		r = &Resolver{}
-	}
-	targets := func(ctx context.Context) ([]Target, error) { return r.Resolve(ctx, domain) }
+	targets := func(ctx context.Context) ([]Target, error) { return secureTargets(ctx, k.Resolver, k.MXPolicy, domain) }
 	return k.run(ctx, targets, env, msg, nil)
 }
 
@@ -158,8 +159,10 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 			if n > 1 {
 				r.restarts++
 			}
-			c, err := d.Dial(ctx, addr)
+			td := secureDialer(*d, target.Security)
+			c, err := td.Dial(ctx, addr)
 			if err != nil {
+				err = policyError(target.Security, err)
 				lastErr = err
 				r.attemptFailed(addr, err)
 				if ctx.Err() != nil {

@@ -142,7 +142,7 @@ type domainOutcome struct {
 // deliverDomain sends to the recipients of one domain, trying its MX
 // addresses in order as long as the failure is the connection's or a 421.
 func (p *Pool) deliverDomain(ctx context.Context, domain string, to []Recipient, env *Envelope, body []byte) *domainOutcome {
-	targets, err := p.Resolver.Resolve(ctx, domain)
+	targets, err := secureTargets(ctx, p.Resolver, p.MXPolicy, domain)
 	if err != nil {
 		return &domainOutcome{err: err}
 	}
@@ -150,7 +150,7 @@ func (p *Pool) deliverDomain(ctx context.Context, domain string, to []Recipient,
 	sub.To = to
 	out := &domainOutcome{}
 	for _, t := range targets {
-		out.res, out.err = p.Send(ctx, t.Addr, &sub, strings.NewReader(string(body)))
+		out.res, out.err = p.send(ctx, t, &sub, strings.NewReader(string(body)))
 		if !tryNextMX(out.err) || ctx.Err() != nil {
 			break
 		}

@@ -91,6 +91,11 @@ type Pool struct {
 	// Resolver finds the mail exchangers of a domain for Deliver; nil
 	// means a zero Resolver.
 	Resolver *Resolver
+	// MXPolicy, if not nil, decides for Deliver which mail exchangers may
+	// be used and how their connections are protected (DANE, MTA-STS: see
+	// the mx module). Without one, Deliver uses opportunistic STARTTLS
+	// without authentication (RFC 7435).
+	MXPolicy MXPolicy
 	// Limiter, if not nil, shapes the traffic to each address: a
 	// connection waits for its Conn place before it dials and for a
 	// Message slot before it sends each message (the Send's context
@@ -112,6 +117,8 @@ type Pool struct {
 
 // poolHost is the queue and the connections of one address.
 type poolHost struct {
+	key    string    // addr, and the host name and mode of sec
+	sec    *Security // how its connections are protected, from an MXPolicy
 	addr   string
 	queue  []*queuedSend // Sends no connection has taken yet, oldest first
 	conns  int           // sending, idle, being dialed or being closed
@@ -154,6 +161,13 @@ type poolWorker struct {
 // is called while it is queued; the error of dialing (or of Auth) when no
 // connection to addr could be opened; otherwise what Client.Send returns.
 func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Reader) (*Result, error) {
+	return p.send(ctx, Target{Addr: addr}, env, msg)
+}
+
+// send is Send to a target, whose Security, if any, applies to the
+// connections the Pool opens for it.
+func (p *Pool) send(ctx context.Context, t Target, env *Envelope, msg io.Reader) (*Result, error) {
+	addr := t.Addr
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("smtp: %w", context.Cause(ctx))
 	}
@@ -163,7 +177,7 @@ func (p *Pool) Send(ctx context.Context, addr string, env *Envelope, msg io.Read
 		p.mu.Unlock()
 		return nil, errPoolClosed
 	}
-	h := p.host(addr)
+	h := p.host(t)
 	h.queue = append(h.queue, s)
 	p.dispatch(h)
 	p.mu.Unlock()
@@ -226,16 +240,22 @@ func (s *queuedSend) finish(res *Result, err error) {
 	close(s.done)
 }
 
-// host returns the poolHost of addr, made if need be; p.mu is held.
-func (p *Pool) host(addr string) *poolHost {
-	h := p.hosts[addr]
+// host returns the poolHost of t, made if need be; p.mu is held. Targets
+// share connections when they have the same address and, under an
+// MXPolicy, the same host name and security mode.
+func (p *Pool) host(t Target) *poolHost {
+	key := t.Addr
+	if t.Security != nil {
+		key += "\x00" + t.Host + "\x00" + t.Security.Mode
+	}
+	h := p.hosts[key]
 	if h == nil {
-		h = &poolHost{addr: addr}
+		h = &poolHost{key: key, addr: t.Addr, sec: t.Security}
 		if p.hosts == nil {
 			p.hosts = make(map[string]*poolHost)
 			p.ctx, p.stop = context.WithCancel(context.Background())
 		}
-		p.hosts[addr] = h
+		p.hosts[key] = h
 	}
 	return h
 }
@@ -298,8 +318,8 @@ func (p *Pool) gone(h *poolHost, dialErr error) {
 	case dialErr == nil && !p.closed:
 		p.dispatch(h)
 	}
-	if h.conns == 0 && len(h.queue) == 0 && p.hosts[h.addr] == h {
-		delete(p.hosts, h.addr)
+	if h.conns == 0 && len(h.queue) == 0 && p.hosts[h.key] == h {
+		delete(p.hosts, h.key)
 	}
 }
 

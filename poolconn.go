@@ -49,7 +49,9 @@ func (p *Pool) dial(h *poolHost) (*Client, error) {
 	if p.Dialer != nil {
 		d = *p.Dialer
 	}
+	d = secureDialer(d, h.sec)
 	c, err := d.Dial(p.ctx, h.addr)
+	err = policyError(h.sec, err)
 	if err == nil && p.Auth != nil {
 		if err = c.AuthContext(p.ctx, p.Auth); err != nil {
 			c.Close()

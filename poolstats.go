@@ -32,8 +32,10 @@ func (p *Pool) Stats() []PoolStats {
 	for dest, s := range p.stats {
 		st := *s
 		st.Dest = dest
-		if h := p.hosts[dest]; h != nil {
-			st.Open = h.conns
+		for _, h := range p.hosts {
+			if h.addr == dest {
+				st.Open += h.conns
+			}
 		}
 		out = append(out, st)
 	}

@@ -75,6 +75,9 @@ type Target struct {
 	// Addr is the address to dial, "ip:port" (IPv6 in brackets), as
 	// net.JoinHostPort formats it.
 	Addr string
+	// Security, set by an MXPolicy, is how the connection to Addr must be
+	// protected; nil means as the Dialer says.
+	Security *Security
 }
 
 var (

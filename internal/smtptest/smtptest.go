@@ -117,6 +117,9 @@ func DefaultExtensions() []string {
 
 // Config configures a Server. The zero value is usable.
 type Config struct {
+	// Certificate is the certificate STARTTLS presents; nil means the
+	// shared test certificate for "localhost" and 127.0.0.1.
+	Certificate *tls.Certificate
 	// ListenAddr is the address to listen on; "" means "127.0.0.1:0". Any
 	// loopback address serves, so that several servers can share a port
 	// as mail exchangers of one domain do.
@@ -403,6 +406,9 @@ func NewServer(cfg Config) (*Server, error) {
 	cert, _, err := loadCert()
 	if err != nil {
 		return nil, fmt.Errorf("smtptest: generating certificate: %w", err)
+	}
+	if cfg.Certificate != nil {
+		cert = *cfg.Certificate
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = DefaultHostname
