@@ -1,0 +1,195 @@
+// Package mx makes deliveries to mail exchangers as safe as the best
+// MTAs': its Policy is an smtp.MXPolicy that applies DANE for SMTP (RFC
+// 7672, package dane) where a host publishes DNSSEC-validated TLSA records,
+// else the domain's MTA-STS policy (RFC 8461, package mtasts), else
+// opportunistic TLS — DANE first, as RFC 8461 §2 says.
+//
+// It lives in a module of its own so that the core module's dependencies
+// stay go-sasl and x/net: this one needs github.com/miekg/dns for the TLSA
+// lookups that must reach a validating resolver.
+package mx
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/resmtp/smtp"
+	"github.com/resmtp/smtp/mx/dane"
+	"github.com/resmtp/smtp/mx/mtasts"
+)
+
+// Mode is what a Policy applies.
+type Mode int
+
+const (
+	// DANEThenMTASTS applies DANE where a host has usable, validated TLSA
+	// records, else MTA-STS where the domain has a policy, else
+	// opportunistic TLS: what the large MTAs do. The zero Mode.
+	DANEThenMTASTS Mode = iota
+	// DANEOnly applies DANE where it can, else opportunistic TLS.
+	DANEOnly
+	// MTASTSOnly applies MTA-STS where the domain has a policy, else
+	// opportunistic TLS.
+	MTASTSOnly
+	// Opportunistic uses STARTTLS when offered, without authentication.
+	Opportunistic
+	// RequireTLS requires TLS with a certificate valid for the MX host's
+	// name (WebPKI), whatever the domain publishes.
+	RequireTLS
+)
+
+// A Policy is an smtp.MXPolicy. Its fields must not change after first
+// use; it is safe for concurrent use.
+type Policy struct {
+	// Mode says what to apply.
+	Mode Mode
+	// DANE looks up TLSA records through a validating resolver the caller
+	// trusts (dane.Resolver); nil disables DANE.
+	DANE *dane.Resolver
+	// MTASTS fetches and caches MTA-STS policies; nil disables MTA-STS.
+	MTASTS *mtasts.Fetcher
+	// Roots verifies WebPKI certificates (MTA-STS, RequireTLS); nil means
+	// the system's roots.
+	Roots *x509.CertPool
+	// Port is the port of the TLSA records, "_<port>._tcp.<host>"; zero
+	// means 25.
+	Port int
+	// now is the clock, for tests.
+	now func() time.Time
+}
+
+var _ smtp.MXPolicy = (*Policy)(nil)
+
+// Secure gives each target the Security the policy calls for, and drops the
+// targets an MTA-STS policy in enforce mode does not list (RFC 8461 §4.1).
+// A host whose TLSA lookup fails is dropped too: RFC 7672 §2.2 has the
+// client defer rather than go on without DANE. It returns an error when
+// no target is left and one was dropped for a failed lookup.
+func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Target) ([]smtp.Target, error) {
+	var sts *mtasts.Policy
+	if p.MTASTS != nil && (p.Mode == DANEThenMTASTS || p.Mode == MTASTSOnly) {
+		sts, _ = p.MTASTS.Get(ctx, domain) // no policy: nothing to apply
+		if sts != nil && sts.Mode == mtasts.None {
+			sts = nil
+		}
+	}
+	var out []smtp.Target
+	var lookupErr error
+	for _, t := range targets {
+		sec, err := p.secure(ctx, domain, t, sts)
+		switch {
+		case err != nil:
+			lookupErr = err
+		case sec != nil:
+			t.Security = sec
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 && lookupErr != nil {
+		return nil, lookupErr
+	}
+	return out, nil
+}
+
+// secure returns the Security of one target, nil to drop it, or the error
+// of its TLSA lookup.
+func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, sts *mtasts.Policy) (*smtp.Security, error) {
+	switch p.Mode {
+	case Opportunistic:
+		return &smtp.Security{Mode: "opportunistic"}, nil
+	case RequireTLS:
+		return p.webPKI("tls-required", t.Host), nil
+	}
+	if p.DANE != nil && p.Mode != MTASTSOnly {
+		sec, err := p.dane(ctx, domain, t)
+		if err != nil || sec != nil {
+			return sec, err
+		}
+	}
+	if sts != nil {
+		if sts.Mode == mtasts.Testing {
+			return &smtp.Security{Mode: "mta-sts testing"}, nil
+		}
+		if !sts.Match(t.Host) {
+			return nil, nil // RFC 8461 §4.1: not an MX of the policy
+		}
+		return p.webPKI("mta-sts", t.Host), nil
+	}
+	return &smtp.Security{Mode: "opportunistic"}, nil
+}
+
+// dane returns the DANE Security of t, or nil when DANE does not apply to
+// it (no TLSA records, or an insecure answer).
+func (p *Policy) dane(ctx context.Context, domain string, t smtp.Target) (*smtp.Security, error) {
+	port := p.Port
+	if port == 0 {
+		port = 25
+	}
+	records, secure, err := p.DANE.LookupTLSA(ctx, t.Host, port)
+	if err != nil {
+		return nil, err
+	}
+	if !secure || len(records) == 0 {
+		return nil, nil
+	}
+	usable := false
+	for _, r := range records {
+		usable = usable || r.Usable()
+	}
+	if !usable {
+		// RFC 7672 §2.2: TLS stays mandatory, without authentication.
+		return &smtp.Security{Mode: "dane (no usable TLSA record)", RequireTLS: true}, nil
+	}
+	names := []string{t.Host, domain}
+	return &smtp.Security{Mode: "dane", RequireTLS: true, Verify: func(cs tls.ConnectionState) error {
+		return dane.Verify(records, cs.PeerCertificates, names, p.clock())
+	}}, nil
+}
+
+// webPKI requires TLS with a certificate that chains to Roots and carries
+// host's name.
+func (p *Policy) webPKI(mode, host string) *smtp.Security {
+	return &smtp.Security{Mode: mode, RequireTLS: true, Verify: func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Roots: p.Roots, Intermediates: inter, CurrentTime: p.clock()})
+		if err != nil {
+			return fmt.Errorf("certificate for %s: %w", host, err)
+		}
+		return nil
+	}}
+}
+
+func (p *Policy) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
+}
+
+// String names the mode.
+func (m Mode) String() string {
+	switch m {
+	case DANEThenMTASTS:
+		return "dane, else mta-sts"
+	case DANEOnly:
+		return "dane"
+	case MTASTSOnly:
+		return "mta-sts"
+	case Opportunistic:
+		return "opportunistic"
+	case RequireTLS:
+		return "tls-required"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
