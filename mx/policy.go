@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/mx/dane"
 	"github.com/resmtp/smtp/mx/mtasts"
@@ -78,10 +80,20 @@ func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Targe
 			sts = nil
 		}
 	}
+	useDANE := p.DANE != nil && (p.Mode == DANEThenMTASTS || p.Mode == DANEOnly)
+	if useDANE {
+		// RFC 7672 §2.2.1: only a validated MX RRset names hosts whose
+		// TLSA records count (an attacker could name his own otherwise).
+		secure, err := p.DANE.Secure(ctx, domain, dns.TypeMX)
+		if err != nil {
+			return nil, err
+		}
+		useDANE = secure
+	}
 	var out []smtp.Target
 	var lookupErr error
 	for _, t := range targets {
-		sec, err := p.secure(ctx, domain, t, sts)
+		sec, err := p.secure(ctx, domain, t, sts, useDANE)
 		switch {
 		case err != nil:
 			lookupErr = err
@@ -98,14 +110,14 @@ func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Targe
 
 // secure returns the Security of one target, nil to drop it, or the error
 // of its TLSA lookup.
-func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, sts *mtasts.Policy) (*smtp.Security, error) {
+func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, sts *mtasts.Policy, useDANE bool) (*smtp.Security, error) {
 	switch p.Mode {
 	case Opportunistic:
 		return &smtp.Security{Mode: "opportunistic"}, nil
 	case RequireTLS:
 		return p.webPKI("tls-required", t.Host), nil
 	}
-	if p.DANE != nil && p.Mode != MTASTSOnly {
+	if useDANE {
 		sec, err := p.dane(ctx, domain, t)
 		if err != nil || sec != nil {
 			return sec, err

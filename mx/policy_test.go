@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -110,6 +111,7 @@ func (w *world) tlsa(t *testing.T, cert tls.Certificate, secure bool, usage int)
 	name := fmt.Sprintf("_%d._tcp.mx.example.org.", w.port)
 	w.dns.Add(t, fmt.Sprintf("%s 300 IN TLSA %d 1 1 %s", name, usage, hex.EncodeToString(sum[:])))
 	w.dns.Secure(name, secure)
+	w.dns.Secure("example.org.", true) // the MX RRset (RFC 7672 §2.2.1)
 }
 
 // sts publishes an MTA-STS policy with mode and mx.
@@ -150,7 +152,7 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 		ext     []string
 		publish func(t *testing.T, w *world)
 		mode    Mode
-		outcome string // "tls", "clear" or "deferred"
+		outcome string // "tls", "clear", "deferred" or "deferred by the DNS"
 	}{
 		{"DANE: matching TLSA", good, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "tls"},
 		{"DANE: the certificate does not match", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "deferred"},
@@ -159,6 +161,14 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 		{"DANE: only unusable records: TLS without authentication", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 1) }, DANEThenMTASTS, "tls"},
 		{"DANE: unusable records and STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, true, 1) }, DANEThenMTASTS, "deferred"},
 		{"TLSA not validated (no AD): DANE does not apply", selfSigned, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, false, 3) }, DANEThenMTASTS, "clear"},
+		{"MX RRset not validated: DANE does not apply", selfSigned, withTLS[1:], func(t *testing.T, w *world) {
+			w.tlsa(t, good, true, 3)
+			w.dns.Secure("example.org.", false)
+		}, DANEThenMTASTS, "clear"},
+		{"MX RRset bogus (SERVFAIL): deferred", good, withTLS, func(t *testing.T, w *world) {
+			w.tlsa(t, good, true, 3)
+			w.dns.Fail("example.org.", dns.RcodeServerFailure)
+		}, DANEThenMTASTS, "deferred by the DNS"},
 		{"MTA-STS enforce: a valid certificate", good, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "tls"},
 		{"MTA-STS enforce: a certificate for another name", wrongName, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred"},
 		{"MTA-STS enforce: a self-signed certificate", selfSigned, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred"},
@@ -183,6 +193,13 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 			w := newWorld(t, tt.cert, pk, tt.ext)
 			tt.publish(t, w)
 			err := w.deliver(&Policy{Mode: tt.mode})
+			if tt.outcome == "deferred by the DNS" {
+				var re *smtp.ResolveError
+				require.ErrorAs(t, err, &re)
+				assert.True(t, re.Temporary())
+				assert.Empty(t, w.srv.Messages(), "nothing delivered")
+				return
+			}
 			if tt.outcome == "deferred" {
 				require.ErrorIs(t, err, smtp.ErrPolicy)
 				assert.Empty(t, w.srv.Messages(), "nothing delivered")

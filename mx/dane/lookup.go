@@ -66,3 +66,27 @@ func (r *Resolver) LookupTLSA(ctx context.Context, host string, port int) (recor
 	}
 	return records, in.AuthenticatedData, nil
 }
+
+// Secure reports whether the trusted resolver validated the answer for
+// name and qtype (such as dns.TypeMX): RFC 7672 §2.2.1 has DANE apply
+// only to MX hosts that a secure MX RRset names. It returns an error
+// matching ErrLookup when the resolver fails (a bogus answer is a SERVFAIL
+// from a validating resolver).
+func (r *Resolver) Secure(ctx context.Context, name string, qtype uint16) (bool, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.SetEdns0(4096, true)
+	m.AuthenticatedData = true
+	c := r.Client
+	if c == nil {
+		c = new(dns.Client)
+	}
+	in, _, err := c.ExchangeContext(ctx, m, r.Server)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", ErrLookup, name, err)
+	}
+	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
+		return false, fmt.Errorf("%w: %s: %s", ErrLookup, name, dns.RcodeToString[in.Rcode])
+	}
+	return in.AuthenticatedData, nil
+}
