@@ -161,6 +161,7 @@ func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Targ
 			}
 			td := secureDialer(*d, target.Security)
 			c, err := td.Dial(ctx, addr)
+			reportTLS(target.Security, c, err)
 			if err != nil {
 				err = policyError(target.Security, err)
 				lastErr = err

@@ -51,6 +51,7 @@ func (p *Pool) dial(h *poolHost) (*Client, error) {
 	}
 	d = secureDialer(d, h.sec)
 	c, err := d.Dial(p.ctx, h.addr)
+	reportTLS(h.sec, c, err)
 	err = policyError(h.sec, err)
 	if err == nil && p.Auth != nil {
 		if err = c.AuthContext(p.ctx, p.Auth); err != nil {

@@ -41,6 +41,27 @@ type Security struct {
 	// handshake then fails. Nil accepts any certificate: encryption
 	// without authentication.
 	Verify func(cs tls.ConnectionState) error
+	// Done, if not nil, is told how each connection set up under this
+	// Security went, for reporting (RFC 8460): the TLS state when TLS was
+	// negotiated (nil for a session in clear), and the error that ended the
+	// set-up, if any.
+	Done func(state *tls.ConnectionState, err error)
+}
+
+// reportTLS tells sec how the set-up of c went.
+func reportTLS(sec *Security, c *Client, err error) {
+	if sec == nil || sec.Done == nil {
+		return
+	}
+	if err != nil {
+		sec.Done(nil, err)
+		return
+	}
+	if state, ok := c.TLSConnectionState(); ok {
+		sec.Done(&state, nil)
+		return
+	}
+	sec.Done(nil, nil)
 }
 
 // ErrPolicy is matched by the error of a delivery that a Security refused:

@@ -23,6 +23,7 @@ import (
 	"github.com/resmtp/smtp"
 	"github.com/resmtp/smtp/mx/dane"
 	"github.com/resmtp/smtp/mx/mtasts"
+	"github.com/resmtp/smtp/mx/tlsrpt"
 )
 
 // Mode is what a Policy applies.
@@ -61,6 +62,11 @@ type Policy struct {
 	// Port is the port of the TLSA records, "_<port>._tcp.<host>"; zero
 	// means 25.
 	Port int
+	// Report, if not nil, is told the outcome of every session under the
+	// policy, and every failure to have a policy, in the terms of TLS
+	// reporting (RFC 8460); a tlsrpt.Aggregator's Add makes reports of
+	// them. It may be called concurrently.
+	Report func(tlsrpt.Result)
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -75,7 +81,11 @@ var _ smtp.MXPolicy = (*Policy)(nil)
 func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Target) ([]smtp.Target, error) {
 	var sts *mtasts.Policy
 	if p.MTASTS != nil && (p.Mode == DANEThenMTASTS || p.Mode == MTASTSOnly) {
-		sts, _ = p.MTASTS.Get(ctx, domain) // no policy: nothing to apply
+		var err error
+		sts, err = p.MTASTS.Get(ctx, domain) // no policy: nothing to apply
+		if sts == nil {
+			p.reportFetch(domain, err)
+		}
 		if sts != nil && sts.Mode == mtasts.None {
 			sts = nil
 		}
@@ -113,7 +123,7 @@ func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Targe
 func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, sts *mtasts.Policy, useDANE bool) (*smtp.Security, error) {
 	switch p.Mode {
 	case Opportunistic:
-		return &smtp.Security{Mode: "opportunistic"}, nil
+		return p.opportunistic(domain, t), nil
 	case RequireTLS:
 		return p.webPKI("tls-required", t.Host), nil
 	}
@@ -124,15 +134,33 @@ func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, sts *
 		}
 	}
 	if sts != nil {
+		text := stsText(sts)
 		if sts.Mode == mtasts.Testing {
-			return &smtp.Security{Mode: "mta-sts testing"}, nil
+			// Delivered whatever happens; the report says what would
+			// have failed (RFC 8461 §5).
+			check := p.webPKI("", t.Host).Verify
+			if !sts.Match(t.Host) {
+				check = func(tls.ConnectionState) error {
+					return fmt.Errorf("%w: %s is not an MX of the policy", smtp.ErrPolicy, t.Host)
+				}
+			}
+			return &smtp.Security{Mode: "mta-sts testing", Done: p.done(domain, t, tlsrpt.PolicySTS, text, "", check)}, nil
 		}
 		if !sts.Match(t.Host) {
+			p.report(tlsrpt.Result{Domain: domain, PolicyType: tlsrpt.PolicySTS, Policy: text, MXHost: t.Host,
+				ResultType: tlsrpt.ValidationFailure, Reason: t.Host + " is not an MX of the policy"})
 			return nil, nil // RFC 8461 §4.1: not an MX of the policy
 		}
-		return p.webPKI("mta-sts", t.Host), nil
+		sec := p.webPKI("mta-sts", t.Host)
+		sec.Done = p.done(domain, t, tlsrpt.PolicySTS, text, "", nil)
+		return sec, nil
 	}
-	return &smtp.Security{Mode: "opportunistic"}, nil
+	return p.opportunistic(domain, t), nil
+}
+
+// opportunistic is STARTTLS when offered, without authentication.
+func (p *Policy) opportunistic(domain string, t smtp.Target) *smtp.Security {
+	return &smtp.Security{Mode: "opportunistic", Done: p.done(domain, t, tlsrpt.PolicyNotFound, nil, "", nil)}
 }
 
 // dane returns the DANE Security of t, or nil when DANE does not apply to
@@ -144,6 +172,7 @@ func (p *Policy) dane(ctx context.Context, domain string, t smtp.Target) (*smtp.
 	}
 	records, secure, err := p.DANE.LookupTLSA(ctx, t.Host, port)
 	if err != nil {
+		p.report(tlsrpt.Result{Domain: domain, PolicyType: tlsrpt.PolicyTLSA, MXHost: t.Host, ResultType: tlsrpt.DNSSECInvalid, Reason: err.Error()})
 		return nil, err
 	}
 	if !secure || len(records) == 0 {
@@ -153,14 +182,16 @@ func (p *Policy) dane(ctx context.Context, domain string, t smtp.Target) (*smtp.
 	for _, r := range records {
 		usable = usable || r.Usable()
 	}
+	text := tlsaText(t.Host, port, records)
 	if !usable {
 		// RFC 7672 §2.2: TLS stays mandatory, without authentication.
-		return &smtp.Security{Mode: "dane (no usable TLSA record)", RequireTLS: true}, nil
+		return &smtp.Security{Mode: "dane (no usable TLSA record)", RequireTLS: true,
+			Done: p.done(domain, t, tlsrpt.PolicyTLSA, text, tlsrpt.TLSAInvalid, nil)}, nil
 	}
 	names := []string{t.Host, domain}
 	return &smtp.Security{Mode: "dane", RequireTLS: true, Verify: func(cs tls.ConnectionState) error {
 		return dane.Verify(records, cs.PeerCertificates, names, p.clock())
-	}}, nil
+	}, Done: p.done(domain, t, tlsrpt.PolicyTLSA, text, "", nil)}, nil
 }
 
 // webPKI requires TLS with a certificate that chains to Roots and carries

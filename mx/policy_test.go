@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/resmtp/smtp/mx/dane"
 	"github.com/resmtp/smtp/mx/internal/dnstest"
 	"github.com/resmtp/smtp/mx/mtasts"
+	"github.com/resmtp/smtp/mx/tlsrpt"
 )
 
 // pki is a test CA that issues server certificates.
@@ -153,46 +155,64 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 		publish func(t *testing.T, w *world)
 		mode    Mode
 		outcome string // "tls", "clear", "deferred" or "deferred by the DNS"
+		report  string // the TLS-RPT result: "success", a result type, or "" for none
 	}{
-		{"DANE: matching TLSA", good, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "tls"},
-		{"DANE: the certificate does not match", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "deferred"},
-		{"DANE: STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "deferred"},
-		{"DANE-EE: another name is fine", wrongName, withTLS, func(t *testing.T, w *world) { w.tlsa(t, wrongName, true, 3) }, DANEThenMTASTS, "tls"},
-		{"DANE: only unusable records: TLS without authentication", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 1) }, DANEThenMTASTS, "tls"},
-		{"DANE: unusable records and STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, true, 1) }, DANEThenMTASTS, "deferred"},
-		{"TLSA not validated (no AD): DANE does not apply", selfSigned, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, false, 3) }, DANEThenMTASTS, "clear"},
+		{"DANE: matching TLSA", good, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "tls", "success"},
+		{"DANE: the certificate does not match", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "deferred", tlsrpt.ValidationFailure},
+		{"DANE: STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, DANEThenMTASTS, "deferred", tlsrpt.StartTLSNotSupported},
+		{"DANE-EE: another name is fine", wrongName, withTLS, func(t *testing.T, w *world) { w.tlsa(t, wrongName, true, 3) }, DANEThenMTASTS, "tls", "success"},
+		{"DANE: only unusable records: TLS without authentication", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 1) }, DANEThenMTASTS, "tls", tlsrpt.TLSAInvalid},
+		{"DANE: unusable records and STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, true, 1) }, DANEThenMTASTS, "deferred", tlsrpt.StartTLSNotSupported},
+		{"TLSA not validated (no AD): DANE does not apply", selfSigned, withTLS[1:], func(t *testing.T, w *world) { w.tlsa(t, good, false, 3) }, DANEThenMTASTS, "clear", tlsrpt.StartTLSNotSupported},
 		{"MX RRset not validated: DANE does not apply", selfSigned, withTLS[1:], func(t *testing.T, w *world) {
 			w.tlsa(t, good, true, 3)
 			w.dns.Secure("example.org.", false)
-		}, DANEThenMTASTS, "clear"},
+		}, DANEThenMTASTS, "clear", tlsrpt.StartTLSNotSupported},
 		{"MX RRset bogus (SERVFAIL): deferred", good, withTLS, func(t *testing.T, w *world) {
 			w.tlsa(t, good, true, 3)
 			w.dns.Fail("example.org.", dns.RcodeServerFailure)
-		}, DANEThenMTASTS, "deferred by the DNS"},
-		{"MTA-STS enforce: a valid certificate", good, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "tls"},
-		{"MTA-STS enforce: a certificate for another name", wrongName, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred"},
-		{"MTA-STS enforce: a self-signed certificate", selfSigned, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred"},
-		{"MTA-STS enforce: STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred"},
-		{"MTA-STS enforce: the MX is not in the policy", good, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "*.example.com") }, DANEThenMTASTS, "deferred"},
-		{"MTA-STS testing: STARTTLS stripped, still delivered", good, withTLS[1:], func(t *testing.T, w *world) { w.sts(t, "testing", "mx.example.org") }, DANEThenMTASTS, "clear"},
+		}, DANEThenMTASTS, "deferred by the DNS", ""},
+		{"MTA-STS enforce: a valid certificate", good, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "tls", "success"},
+		{"MTA-STS enforce: a certificate for another name", wrongName, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred", tlsrpt.CertificateHostMismatch},
+		{"MTA-STS enforce: a self-signed certificate", selfSigned, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred", tlsrpt.CertificateNotTrusted},
+		{"MTA-STS enforce: STARTTLS stripped", good, withTLS[1:], func(t *testing.T, w *world) { w.sts(t, "enforce", "mx.example.org") }, DANEThenMTASTS, "deferred", tlsrpt.StartTLSNotSupported},
+		{"MTA-STS enforce: the MX is not in the policy", good, withTLS, func(t *testing.T, w *world) { w.sts(t, "enforce", "*.example.com") }, DANEThenMTASTS, "deferred", tlsrpt.ValidationFailure},
+		{"MTA-STS testing: STARTTLS stripped, still delivered", good, withTLS[1:], func(t *testing.T, w *world) { w.sts(t, "testing", "mx.example.org") }, DANEThenMTASTS, "clear", tlsrpt.StartTLSNotSupported},
 		{"both published: DANE takes precedence", selfSigned, withTLS, func(t *testing.T, w *world) {
 			w.tlsa(t, selfSigned, true, 3)
 			w.sts(t, "enforce", "mx.example.org") // which the self-signed certificate would fail
-		}, DANEThenMTASTS, "tls"},
+		}, DANEThenMTASTS, "tls", "success"},
 		{"MTA-STS only: the TLSA record is not looked at", selfSigned, withTLS, func(t *testing.T, w *world) {
 			w.tlsa(t, selfSigned, true, 3)
 			w.sts(t, "enforce", "mx.example.org")
-		}, MTASTSOnly, "deferred"},
-		{"neither: opportunistic, any certificate", selfSigned, withTLS, func(*testing.T, *world) {}, DANEThenMTASTS, "tls"},
-		{"neither: opportunistic, in clear without STARTTLS", good, withTLS[1:], func(*testing.T, *world) {}, DANEThenMTASTS, "clear"},
-		{"RequireTLS: a self-signed certificate", selfSigned, withTLS, func(*testing.T, *world) {}, RequireTLS, "deferred"},
-		{"RequireTLS: a valid certificate", good, withTLS, func(*testing.T, *world) {}, RequireTLS, "tls"},
+		}, MTASTSOnly, "deferred", tlsrpt.CertificateNotTrusted},
+		{"neither: opportunistic, any certificate", selfSigned, withTLS, func(*testing.T, *world) {}, DANEThenMTASTS, "tls", "success"},
+		{"neither: opportunistic, in clear without STARTTLS", good, withTLS[1:], func(*testing.T, *world) {}, DANEThenMTASTS, "clear", tlsrpt.StartTLSNotSupported},
+		{"RequireTLS: a self-signed certificate", selfSigned, withTLS, func(*testing.T, *world) {}, RequireTLS, "deferred", ""},
+		{"RequireTLS: a valid certificate", good, withTLS, func(*testing.T, *world) {}, RequireTLS, "tls", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, tt.cert, pk, tt.ext)
 			tt.publish(t, w)
-			err := w.deliver(&Policy{Mode: tt.mode})
+			var mu sync.Mutex
+			var results []string
+			err := w.deliver(&Policy{Mode: tt.mode, Report: func(r tlsrpt.Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				rt := r.ResultType
+				if rt == "" {
+					rt = "success"
+				}
+				results = append(results, rt)
+			}})
+			mu.Lock()
+			if tt.report == "" {
+				assert.Empty(t, results, "TLS-RPT results")
+			} else {
+				assert.Equal(t, []string{tt.report}, results, "TLS-RPT results")
+			}
+			mu.Unlock()
 			if tt.outcome == "deferred by the DNS" {
 				var re *smtp.ResolveError
 				require.ErrorAs(t, err, &re)
