@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -51,6 +52,10 @@ const (
 type Policy struct {
 	// Mode says what to apply.
 	Mode Mode
+	// Overrides gives the Mode of particular destination domains
+	// (lower-case), such as RequireTLS for a partner whose certificate is
+	// known to be good, or Opportunistic for one whose policy is broken.
+	Overrides map[string]Mode
 	// DANE looks up TLSA records through a validating resolver the caller
 	// trusts (dane.Resolver); nil disables DANE.
 	DANE *dane.Resolver
@@ -79,8 +84,12 @@ var _ smtp.MXPolicy = (*Policy)(nil)
 // client defer rather than go on without DANE. It returns an error when
 // no target is left and one was dropped for a failed lookup.
 func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Target) ([]smtp.Target, error) {
+	mode := p.Mode
+	if m, ok := p.Overrides[strings.ToLower(domain)]; ok {
+		mode = m
+	}
 	var sts *mtasts.Policy
-	if p.MTASTS != nil && (p.Mode == DANEThenMTASTS || p.Mode == MTASTSOnly) {
+	if p.MTASTS != nil && (mode == DANEThenMTASTS || mode == MTASTSOnly) {
 		var err error
 		sts, err = p.MTASTS.Get(ctx, domain) // no policy: nothing to apply
 		if sts == nil {
@@ -90,7 +99,7 @@ func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Targe
 			sts = nil
 		}
 	}
-	useDANE := p.DANE != nil && (p.Mode == DANEThenMTASTS || p.Mode == DANEOnly)
+	useDANE := p.DANE != nil && (mode == DANEThenMTASTS || mode == DANEOnly)
 	if useDANE {
 		// RFC 7672 §2.2.1: only a validated MX RRset names hosts whose
 		// TLSA records count (an attacker could name his own otherwise).
@@ -103,7 +112,7 @@ func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Targe
 	var out []smtp.Target
 	var lookupErr error
 	for _, t := range targets {
-		sec, err := p.secure(ctx, domain, t, sts, useDANE)
+		sec, err := p.secure(ctx, domain, t, mode, sts, useDANE)
 		switch {
 		case err != nil:
 			lookupErr = err
@@ -120,8 +129,8 @@ func (p *Policy) Secure(ctx context.Context, domain string, targets []smtp.Targe
 
 // secure returns the Security of one target, nil to drop it, or the error
 // of its TLSA lookup.
-func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, sts *mtasts.Policy, useDANE bool) (*smtp.Security, error) {
-	switch p.Mode {
+func (p *Policy) secure(ctx context.Context, domain string, t smtp.Target, mode Mode, sts *mtasts.Policy, useDANE bool) (*smtp.Security, error) {
+	switch mode {
 	case Opportunistic:
 		return p.opportunistic(domain, t), nil
 	case RequireTLS:

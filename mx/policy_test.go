@@ -190,6 +190,7 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 		{"neither: opportunistic, in clear without STARTTLS", good, withTLS[1:], func(*testing.T, *world) {}, DANEThenMTASTS, "clear", tlsrpt.StartTLSNotSupported},
 		{"RequireTLS: a self-signed certificate", selfSigned, withTLS, func(*testing.T, *world) {}, RequireTLS, "deferred", ""},
 		{"RequireTLS: a valid certificate", good, withTLS, func(*testing.T, *world) {}, RequireTLS, "tls", ""},
+		{"an override: opportunistic for a domain whose DANE is broken", selfSigned, withTLS, func(t *testing.T, w *world) { w.tlsa(t, good, true, 3) }, -1, "tls", "success"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +198,11 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 			tt.publish(t, w)
 			var mu sync.Mutex
 			var results []string
-			err := w.deliver(&Policy{Mode: tt.mode, Report: func(r tlsrpt.Result) {
+			pol := &Policy{Mode: tt.mode}
+			if tt.mode == -1 {
+				pol = &Policy{Overrides: map[string]Mode{"example.org": Opportunistic}}
+			}
+			pol.Report = func(r tlsrpt.Result) {
 				mu.Lock()
 				defer mu.Unlock()
 				rt := r.ResultType
@@ -205,7 +210,8 @@ func TestPolicy_ModesAndAttacks(t *testing.T) {
 					rt = "success"
 				}
 				results = append(results, rt)
-			}})
+			}
+			err := w.deliver(pol)
 			mu.Lock()
 			if tt.report == "" {
 				assert.Empty(t, results, "TLS-RPT results")
