@@ -76,6 +76,13 @@ type Courier struct {
 	// for restarts; zero and "" mean 8 MiB and os.TempDir().
 	SpoolMemory int64
 	SpoolDir    string
+	// Owner names this worker in the leases of a LeaseStore; "" means the
+	// host name and process id.
+	Owner string
+	// LeaseTTL is how long a LeaseStore's lease outlives a worker that
+	// stopped renewing it (renewals come every third of it); zero means
+	// 30 seconds.
+	LeaseTTL time.Duration
 }
 
 // Send sends msg to the first server of addrs ("host:port") that takes a
@@ -127,14 +134,21 @@ type courierRun struct {
 	rcpts    []RcptResult
 	res      Result
 	restarts int
+	lease    CheckpointLease // held while the run sends, with a LeaseStore
+	hold     *holder
+	cancel   context.CancelCauseFunc // ends the run: its lease was lost
 }
 
 func (k *Courier) run(ctx context.Context, targets func(context.Context) ([]Target, error), env *Envelope, msg io.Reader, cp *Checkpoint) (*Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	r, d, err := k.newRun(ctx, env, msg, cp)
 	if err != nil {
 		return nil, err
 	}
+	r.cancel = cancel
 	defer r.m.close()
+	defer r.endLease()
 	attempts := k.Attempts
 	if attempts <= 0 {
 		attempts = defaultAttempts
@@ -386,8 +400,16 @@ func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
 	cp := &Checkpoint{TransID: r.env.TransID, LocalName: c.localName, Server: addr, Envelope: r.env,
 		Size: r.m.canonical, Sent: r.m.written, Points: r.m.points, Updated: time.Now()}
 	r.cp = cp
-	err := r.k.Store.Save(ctx, cp)
-	if err != nil && r.saved {
+	var err error
+	switch ls, ok := r.k.Store.(LeaseStore); {
+	case r.lease != nil:
+		err = r.lease.Save(ctx, cp)
+	case ok:
+		err = r.takeLease(ctx, ls, cp)
+	default:
+		err = r.k.Store.Save(ctx, cp)
+	}
+	if err != nil && r.saved && !errors.Is(err, ErrLeaseLost) {
 		// Only the first save is a condition of sending; after it, the
 		// run goes on without the chance to Resume from another process.
 		r.storeFailed("save", cp.TransID, err)
@@ -414,8 +436,15 @@ func (r *courierRun) saveProgress(ctx context.Context, addr string) {
 		}
 		r.cp.Envelope.To = to
 	}
-	if err := r.k.Store.Save(ctx, r.cp); err != nil {
+	save := r.k.Store.Save
+	if r.lease != nil {
+		save = r.lease.Save
+	}
+	if err := save(ctx, r.cp); err != nil {
 		r.storeFailed("save", r.cp.TransID, err)
+		if errors.Is(err, ErrLeaseLost) {
+			r.cancel(err) // another worker has the transaction now
+		}
 	}
 }
 
@@ -430,9 +459,52 @@ func (r *courierRun) storeFailed(op, transID string, err error) {
 // forget drops the checkpoint once the transaction is complete from the
 // client's side (RFC 1845 §3).
 func (r *courierRun) forget(ctx context.Context) {
+	if r.lease != nil {
+		r.hold.stop()
+		if err := r.lease.Done(ctx); err != nil {
+			r.storeFailed("done", r.env.TransID, err)
+		}
+		r.lease, r.hold = nil, nil
+		return
+	}
 	if r.k.Store != nil && r.env.TransID != "" {
 		if err := r.k.Store.Delete(ctx, r.env.TransID); err != nil {
 			r.storeFailed("delete", r.env.TransID, err)
 		}
 	}
+}
+
+// takeLease creates or claims the record of cp in ls for this worker and
+// keeps the lease renewed until the run ends.
+func (r *courierRun) takeLease(ctx context.Context, ls LeaseStore, cp *Checkpoint) error {
+	owner, ttl := r.k.Owner, r.k.LeaseTTL
+	if owner == "" {
+		owner = defaultOwner()
+	}
+	if ttl <= 0 {
+		ttl = defaultLeaseTTL
+	}
+	l, err := ls.Lease(ctx, cp, owner, ttl)
+	if err != nil {
+		return err
+	}
+	r.lease, r.hold = l, &holder{lease: l, ttl: ttl, cancel: r.cancel}
+	r.hold.start()
+	return nil
+}
+
+// endLease stops renewing the run's lease and, if the transaction is not
+// complete and the lease still this worker's, releases it for another.
+func (r *courierRun) endLease() {
+	if r.lease == nil {
+		return
+	}
+	if r.hold.stop() == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.lease.Release(ctx); err != nil {
+			r.storeFailed("release", r.env.TransID, err)
+		}
+	}
+	r.lease, r.hold = nil, nil
 }

@@ -62,13 +62,15 @@ const (
 	PhaseDone Phase = "done"
 )
 
-// Errors of the lease operations.
+// Errors of the lease operations: the core's, so that a Courier knows them.
 var (
 	// ErrLeaseHeld: another owner holds an unexpired lease on the record.
-	ErrLeaseHeld = errors.New("pgstore: the transaction is leased to another worker")
+	ErrLeaseHeld = smtp.ErrLeaseHeld
 	// ErrLeaseLost: the lease was taken over (its fencing token is old) or
 	// the record is gone: the worker must stop sending.
-	ErrLeaseLost = errors.New("pgstore: the lease was lost")
+	ErrLeaseLost = smtp.ErrLeaseLost
+	// ErrDone: the transaction is complete; it is not claimed again.
+	ErrDone = errors.New("pgstore: the transaction is complete")
 )
 
 // A Store is an smtp.CheckpointStore in PostgreSQL, with leases. It is
@@ -78,7 +80,7 @@ type Store struct {
 	table string
 }
 
-var _ smtp.CheckpointStore = (*Store)(nil)
+var _ smtp.LeaseStore = (*Store)(nil)
 
 var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -237,8 +239,15 @@ func (s *Store) Claim(ctx context.Context, transID, owner string, ttl time.Durat
 		RETURNING fence, record, phase`, s.table), transID, owner, ttl.String())
 	l, err := scanLease(row, transID, owner)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, lerr := s.Load(ctx, transID); lerr != nil {
-			return nil, lerr
+		var phase string
+		err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT phase FROM %s WHERE transid = $1`, s.table), transID).Scan(&phase)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, fmt.Errorf("%w: %q", smtp.ErrNoCheckpoint, transID)
+		case err != nil:
+			return nil, fmt.Errorf("pgstore: claiming %s: %w", transID, err)
+		case Phase(phase) == PhaseDone:
+			return nil, fmt.Errorf("%w: %s", ErrDone, transID)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrLeaseHeld, transID)
 	}
@@ -330,3 +339,39 @@ func (s *Store) Release(ctx context.Context, l *Lease) error {
 func (s *Store) Resolve(ctx context.Context, l *Lease) error {
 	return s.write(ctx, l, "phase = 'done', owner = NULL, lease_until = NULL, updated = now()")
 }
+
+// Lease is the smtp.LeaseStore operation: it creates the record of cp held
+// by owner, or claims the existing one (Claim), and returns a handle for
+// the Courier.
+func (s *Store) Lease(ctx context.Context, cp *smtp.Checkpoint, owner string, ttl time.Duration) (smtp.CheckpointLease, error) {
+	l, err := s.Create(ctx, cp, owner, ttl)
+	if err != nil && cp != nil {
+		var exists bool
+		if qerr := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT true FROM %s WHERE transid = $1`, s.table), cp.TransID).Scan(&exists); qerr == nil && exists {
+			l, err = s.Claim(ctx, cp.TransID, owner, ttl)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &handle{s: s, l: l}, nil
+}
+
+// handle is a Lease as the Courier uses it.
+type handle struct {
+	s *Store
+	l *Lease
+}
+
+func (h *handle) Renew(ctx context.Context, ttl time.Duration) error { return h.s.Renew(ctx, h.l, ttl) }
+
+func (h *handle) Save(ctx context.Context, cp *smtp.Checkpoint) error {
+	phase := PhaseEnvelope
+	if cp.Sent > 0 {
+		phase = PhaseData
+	}
+	return h.s.Advance(ctx, h.l, cp, phase)
+}
+
+func (h *handle) Done(ctx context.Context) error    { return h.s.Resolve(ctx, h.l) }
+func (h *handle) Release(ctx context.Context) error { return h.s.Release(ctx, h.l) }

@@ -87,7 +87,7 @@ func TestStore_Leases(t *testing.T) {
 	require.NoError(t, err, "released: claimed at once")
 	require.NoError(t, s.Resolve(ctx, c))
 	_, err = s.Claim(ctx, cp.TransID, "worker-d", time.Hour)
-	require.ErrorIs(t, err, ErrLeaseHeld, "a resolved transaction is not claimed again")
+	require.ErrorIs(t, err, ErrDone, "a resolved transaction is not claimed again")
 	_, err = s.Claim(ctx, "<none@client.example>", "worker-d", time.Hour)
 	require.ErrorIs(t, err, smtp.ErrNoCheckpoint)
 }
