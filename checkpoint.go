@@ -37,6 +37,12 @@ type Checkpoint struct {
 	// Updated is when the record was last changed. The stores keep it as
 	// given; the caller sets it.
 	Updated time.Time
+	// Source is the reference the caller gave the message with SourceRef,
+	// which another process opens again (Courier.Reopen); "" if none.
+	Source string
+	// Digest is the hex SHA-256 of the message source, when Source is set:
+	// a Resume refuses a reopened source with another digest.
+	Digest string
 }
 
 // A ResumePoint pairs an offset in the canonical message data (CRLF line

@@ -76,6 +76,10 @@ type Courier struct {
 	// for restarts; zero and "" mean 8 MiB and os.TempDir().
 	SpoolMemory int64
 	SpoolDir    string
+	// Reopen opens the message source that a Checkpoint's Source names
+	// (see SourceRef), for a Resume without a message: another process
+	// finishing a transaction. nil: Resume needs the message.
+	Reopen func(ctx context.Context, ref string) (io.ReadSeekCloser, error)
 	// Owner names this worker in the leases of a LeaseStore; "" means the
 	// host name and process id.
 	Owner string
@@ -114,8 +118,24 @@ func (k *Courier) Deliver(ctx context.Context, domain string, env *Envelope, msg
 
 // Resume finishes a transaction whose checkpoint a crashed program left in
 // the Store: it reconnects to the server that holds it first, with the same
-// EHLO name and TRANSID. msg must be the same message, read from its start.
+// EHLO name and TRANSID. msg must be the same message, read from its start;
+// nil reopens the checkpoint's Source with Reopen (another process
+// finishing the transaction). When the checkpoint has a Digest, a message
+// whose digest differs is refused with an error matching ErrSourceChanged
+// before anything is sent.
 func (k *Courier) Resume(ctx context.Context, cp *Checkpoint, msg io.Reader) (*Result, error) {
+	if msg == nil {
+		rs, err := k.reopen(ctx, cp)
+		if err != nil {
+			return nil, err
+		}
+		defer rs.Close()
+		msg = SourceRef(cp.Source, rs)
+	} else if rs, ok := msg.(io.ReadSeeker); ok && cp.Digest != "" {
+		if sum, err := digest(rs); err != nil || sum != cp.Digest {
+			return nil, fmt.Errorf("%w: the message given to Resume (digest %s, the checkpoint %s; %v)", ErrSourceChanged, sum, cp.Digest, err)
+		}
+	}
 	targets := func(context.Context) ([]Target, error) { return []Target{{Addr: cp.Server}}, nil }
 	env := cp.Envelope
 	return k.run(ctx, targets, &env, msg, cp)
@@ -134,6 +154,8 @@ type courierRun struct {
 	rcpts    []RcptResult
 	res      Result
 	restarts int
+	source   string // the message's SourceRef, and its digest
+	digest   string
 	lease    CheckpointLease // held while the run sends, with a LeaseStore
 	hold     *holder
 	cancel   context.CancelCauseFunc // ends the run: its lease was lost
@@ -212,6 +234,12 @@ func (k *Courier) newRun(ctx context.Context, env *Envelope, msg io.Reader, cp *
 		d = &Dialer{}
 	}
 	r := &courierRun{k: k, env: *env, m: newMessage(msg, env.Body == BodyBinaryMIME), cp: cp, trace: ContextClientTrace(ctx).compose(d.Trace)}
+	var err error
+	if k.Store != nil {
+		if r.source, r.digest, err = sourceOf(msg); err != nil {
+			return nil, nil, err
+		}
+	}
 	mem := k.SpoolMemory
 	if mem <= 0 {
 		mem = defaultSpoolMemory
@@ -398,7 +426,7 @@ func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
 		return nil
 	}
 	cp := &Checkpoint{TransID: r.env.TransID, LocalName: c.localName, Server: addr, Envelope: r.env,
-		Size: r.m.canonical, Sent: r.m.written, Points: r.m.points, Updated: time.Now()}
+		Size: r.m.canonical, Sent: r.m.written, Points: r.m.points, Updated: time.Now(), Source: r.source, Digest: r.digest}
 	r.cp = cp
 	var err error
 	switch ls, ok := r.k.Store.(LeaseStore); {

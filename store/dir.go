@@ -46,6 +46,8 @@ type checkpointFile struct {
 	Sent      int64         `json:"sent"`
 	Points    [][2]int64    `json:"points"`
 	Updated   time.Time     `json:"updated"`
+	Source    string        `json:"source,omitempty"`
+	Digest    string        `json:"digest,omitempty"`
 }
 
 func toCheckpointFile(cp *smtp.Checkpoint) *checkpointFile {
@@ -58,6 +60,8 @@ func toCheckpointFile(cp *smtp.Checkpoint) *checkpointFile {
 		Size:      cp.Size,
 		Sent:      cp.Sent,
 		Updated:   cp.Updated,
+		Source:    cp.Source,
+		Digest:    cp.Digest,
 	}
 	if cp.Points != nil {
 		f.Points = make([][2]int64, len(cp.Points))
@@ -77,6 +81,8 @@ func (f *checkpointFile) checkpoint() *smtp.Checkpoint {
 		Size:      f.Size,
 		Sent:      f.Sent,
 		Updated:   f.Updated,
+		Source:    f.Source,
+		Digest:    f.Digest,
 	}
 	if f.Points != nil {
 		cp.Points = make([]smtp.ResumePoint, len(f.Points))
