@@ -345,6 +345,10 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 			// hold (RFC 1845 §3), then the checkpoint goes.
 			b.Quit()
 			r.forget(ctx)
+		} else if !errors.Is(out.err, ErrNoFinalReply) {
+			// Refused: the final reply was read, so the transaction is
+			// over too, and no other worker may take it up again.
+			r.forget(ctx)
 		}
 		r.res.Transmitted += out.res.Transmitted
 		return r.outcome(out.res), out.err, false
