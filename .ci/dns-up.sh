@@ -22,22 +22,7 @@ resmtp_dns_install() {
 	if command -v nsd >/dev/null && command -v unbound >/dev/null && command -v ldns-signzone >/dev/null; then
 		return 0
 	fi
-	local added_policy=
-	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		added_policy=1
-	fi
-	local rc=0
-	{
-		apt-get update -qq &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nsd unbound ldnsutils
-	} >/tmp/resmtp-dns-apt.log 2>&1 || rc=$?
-	if [[ -n $added_policy ]]; then rm -f /usr/sbin/policy-rc.d; fi
-	if ((rc != 0)); then
-		tail -n 30 /tmp/resmtp-dns-apt.log >&2
-		return 1
-	fi
+	resmtp_apt_install nsd unbound ldnsutils
 }
 
 resmtp_dns_up() {

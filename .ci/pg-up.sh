@@ -12,22 +12,7 @@ resmtp_pg_install() {
 	if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 		return 0
 	fi
-	local added_policy=
-	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod 755 /usr/sbin/policy-rc.d
-		added_policy=1
-	fi
-	local rc=0
-	{
-		apt-get update -qq &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
-	} >/tmp/resmtp-pg-apt.log 2>&1 || rc=$?
-	if [[ -n $added_policy ]]; then rm -f /usr/sbin/policy-rc.d; fi
-	if ((rc != 0)); then
-		tail -n 30 /tmp/resmtp-pg-apt.log >&2
-		return 1
-	fi
+	resmtp_apt_install postgresql
 }
 
 resmtp_pg_up() {

@@ -69,27 +69,33 @@ _resmtp_install() {
 	# Where there is no init system, keep invoke-rc.d from trying to start
 	# the system instance: a policy-rc.d that denies every action, only for
 	# the duration of the install and only if none exists.
-	local policy=/usr/sbin/policy-rc.d added_policy=
+	resmtp_apt_install postfix openssl || return 1
+	_resmtp_log "installed postfix $(/usr/sbin/postconf -d -h mail_version) in $((SECONDS - t0))s"
+}
+
+# resmtp_apt_install PACKAGE...: install Debian packages without starting
+# their services: where there is no init system, a policy-rc.d that denies
+# every action keeps invoke-rc.d from trying, for the duration of the
+# install and only if none exists. The .ci scripts that need packages
+# (dns-up.sh, pg-up.sh, the redis section of run) use it too.
+resmtp_apt_install() {
+	local policy=/usr/sbin/policy-rc.d added_policy= rc=0
 	if [[ ! -e $policy ]]; then
-		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 		printf '#!/bin/sh\nexit 101\n' >"$policy"
 		chmod 755 "$policy"
 		added_policy=1
 	fi
-	local rc=0
 	{
 		apt-get update -qq &&
-			apt-get install -y -qq --no-install-recommends \
-				-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-				postfix openssl
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 	} >/tmp/resmtp-apt.log 2>&1 || rc=$?
 	if [[ -n $added_policy ]]; then rm -f "$policy"; fi
-	if [[ $rc -ne 0 ]]; then
+	if ((rc != 0)); then
 		tail -n 50 /tmp/resmtp-apt.log >&2
-		_resmtp_log "ERROR: apt-get failed (exit $rc); full log: /tmp/resmtp-apt.log"
+		printf '[apt] ERROR: apt-get install %s failed (exit %d); full log: /tmp/resmtp-apt.log\n' "$*" "$rc" >&2
 		return 1
 	fi
-	_resmtp_log "installed postfix $(/usr/sbin/postconf -d -h mail_version) in $((SECONDS - t0))s"
 }
 
 # _resmtp_free_ports N: print N distinct TCP ports in 20000-32767 that have no
