@@ -401,7 +401,40 @@ type connRecord struct {
 
 var tokenSeq atomic.Uint64
 
-// NewServer starts a server listening on 127.0.0.1:0.
+// setExtensions sets the EHLO keywords from the Config: its Extensions or
+// the defaults, without CHECKPOINT for LMTP, with EXPN and TURN when the
+// server has lists or a TURN script.
+func (s *Server) setExtensions() {
+	s.ext = s.cfg.Extensions
+	if s.ext == nil {
+		s.ext = DefaultExtensions()
+	}
+	s.ext = append([]string(nil), s.ext...)
+	if s.cfg.LMTP {
+		// CHECKPOINT is not combined with LMTP.
+		s.ext = slices.DeleteFunc(s.ext, func(e string) bool {
+			kw, _, _ := strings.Cut(e, " ")
+			return strings.EqualFold(kw, "CHECKPOINT")
+		})
+	}
+	advertise := func(kw string) {
+		if !slices.ContainsFunc(s.ext, func(e string) bool {
+			k, _, _ := strings.Cut(e, " ")
+			return strings.EqualFold(k, kw)
+		}) {
+			s.ext = append(s.ext, kw)
+		}
+	}
+	if s.cfg.Lists != nil {
+		advertise("EXPN")
+	}
+	if s.cfg.Turn != nil {
+		advertise("TURN")
+	}
+}
+
+// NewServer starts a server listening on Config.ListenAddr, 127.0.0.1:0 by
+// default.
 func NewServer(cfg Config) (*Server, error) {
 	cert, _, err := loadCert()
 	if err != nil {
@@ -422,31 +455,7 @@ func NewServer(cfg Config) (*Server, error) {
 		done:    make(chan struct{}),
 		faults:  cfg.Faults,
 	}
-	if s.ext == nil {
-		s.ext = DefaultExtensions()
-	}
-	s.ext = append([]string(nil), s.ext...)
-	if cfg.LMTP {
-		// CHECKPOINT is not combined with LMTP.
-		s.ext = slices.DeleteFunc(s.ext, func(e string) bool {
-			kw, _, _ := strings.Cut(e, " ")
-			return strings.EqualFold(kw, "CHECKPOINT")
-		})
-	}
-	advertise := func(kw string) {
-		if !slices.ContainsFunc(s.ext, func(e string) bool {
-			k, _, _ := strings.Cut(e, " ")
-			return strings.EqualFold(k, kw)
-		}) {
-			s.ext = append(s.ext, kw)
-		}
-	}
-	if cfg.Lists != nil {
-		advertise("EXPN")
-	}
-	if cfg.Turn != nil {
-		advertise("TURN")
-	}
+	s.setExtensions()
 	if s.maxLine <= 0 {
 		s.maxLine = DefaultMaxLineLength
 	}
