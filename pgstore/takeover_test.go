@@ -161,7 +161,10 @@ func TestTakeover_KilledWorker(t *testing.T) {
 	t.Logf("a whole send takes %v", full.Round(time.Millisecond))
 
 	rng := rand.New(rand.NewPCG(7, 11))
-	const runs = 20
+	runs := 20
+	if raceEnabled {
+		runs = 4 // the workers run the race-instrumented binary too: slower
+	}
 	t.Logf("%-10s | %-34s | %-14s | %s", "kill at", "what B did", "re-sent by B", "copies")
 	for run := range runs {
 		srv, err := smtptest.NewServer(smtptest.Config{Extensions: []string{"PIPELINING", "8BITMIME", "CHECKPOINT"},
