@@ -345,7 +345,7 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 			// hold (RFC 1845 §3), then the checkpoint goes.
 			b.Quit()
 			r.forget(ctx)
-		} else if !errors.Is(out.err, ErrNoFinalReply) {
+		} else if refused(out.err) {
 			// Refused: the final reply was read, so the transaction is
 			// over too, and no other worker may take it up again.
 			r.forget(ctx)
@@ -539,4 +539,13 @@ func (r *courierRun) endLease() {
 		}
 	}
 	r.lease, r.hold = nil, nil
+}
+
+// refused reports whether err is the server's refusal of a transaction
+// (an *Error, or every recipient refused), not a failure of the connection
+// or of the message source.
+func refused(err error) bool {
+	var e *Error
+	var re *RecipientsError
+	return !errors.Is(err, ErrNoFinalReply) && (errors.As(err, &e) || errors.As(err, &re))
 }
