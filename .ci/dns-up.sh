@@ -116,8 +116,15 @@ resmtp_dns_up() {
 resmtp_dns_down() {
 	local dir=${RESMTP_DNS_DIR:-}
 	[[ -n $dir ]] || return 0
+	local f pid i
 	for f in "$dir/nsd.bgpid" "$dir/unbound.bgpid"; do
-		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
+		[[ -f $f ]] || continue
+		pid=$(cat "$f")
+		kill "$pid" 2>/dev/null
+		# Wait for it to be gone: it writes its files until it exits.
+		for ((i = 0; i < 50 && $(kill -0 "$pid" 2>/dev/null && echo 1 || echo 0); i++)); do
+			sleep 0.1
+		done
 	done
 	unset RESMTP_DNS_DIR RESMTP_DNS_RESOLVER RESMTP_DANE_PORT
 	rm -rf "$dir"
