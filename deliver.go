@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,7 +151,7 @@ func (p *Pool) deliverDomain(ctx context.Context, domain string, to []Recipient,
 	sub.To = to
 	out := &domainOutcome{}
 	for _, t := range targets {
-		out.res, out.err = p.send(ctx, t, &sub, strings.NewReader(string(body)))
+		out.res, out.err = p.send(ctx, t, &sub, bytes.NewReader(body))
 		if !tryNextMX(out.err) || ctx.Err() != nil {
 			break
 		}

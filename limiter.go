@@ -11,9 +11,9 @@ import (
 // A Limiter shapes a Pool's traffic to each destination: how many
 // connections may be open to it at once and how fast messages may go to
 // it. A destination is the address a Pool sends to ("host:port"). The
-// Pool asks before it dials and before a message joins a connection's
-// queue, and tells the Limiter the outcome of each transaction, so that a
-// Limiter can slow down for a server that asks it to.
+// Pool asks before it dials and before it writes each message, and tells
+// the Limiter the outcome of each transaction, so that a Limiter can slow
+// down for a server that asks it to.
 //
 // RateLimiter shapes within one process; the module
 // github.com/resmtp/smtp/redislimit shares the limits among processes and
@@ -74,6 +74,13 @@ type rateDest struct {
 	good    int           // 2yz outcomes in a row since the last change
 }
 
+// wake tells the Conns waiting for a place to look again; the limiter's
+// mu is held.
+func (s *rateDest) wake() {
+	close(s.freed)
+	s.freed = make(chan struct{})
+}
+
 // maxPenalty is the most a destination is slowed down: a sixteenth.
 const maxPenalty = 4
 
@@ -123,8 +130,7 @@ func (l *RateLimiter) Conn(ctx context.Context, dest string) (func(), error) {
 func (l *RateLimiter) release(s *rateDest) {
 	l.mu.Lock()
 	s.conns--
-	close(s.freed)
-	s.freed = make(chan struct{})
+	s.wake()
 	l.mu.Unlock()
 }
 
@@ -183,8 +189,7 @@ func (l *RateLimiter) Observe(dest string, code int, enhanced EnhancedCode) {
 		if s.good++; s.good >= recoverAfter && !now.Before(s.until) {
 			s.penalty--
 			s.good = 0
-			close(s.freed) // a waiting Conn may fit now
-			s.freed = make(chan struct{})
+			s.wake() // a waiting Conn may fit now
 		}
 	}
 }

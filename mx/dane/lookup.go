@@ -33,27 +33,9 @@ var ErrLookup = errors.New("dane: TLSA lookup failed")
 // without TLSA records returns none, secure or not. It returns an error
 // matching ErrLookup when the resolver fails.
 func (r *Resolver) LookupTLSA(ctx context.Context, host string, port int) (records []TLSA, secure bool, err error) {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn("_"+strconv.Itoa(port)+"._tcp."+host), dns.TypeTLSA)
-	m.SetEdns0(4096, true) // DO: ask for DNSSEC processing
-	m.AuthenticatedData = true
-	c := r.Client
-	if c == nil {
-		c = new(dns.Client)
-	}
-	in, _, err := c.ExchangeContext(ctx, m, r.Server)
-	if err == nil && in.Truncated && c.Net == "" {
-		tc := *c
-		tc.Net = "tcp"
-		in, _, err = tc.ExchangeContext(ctx, m, r.Server)
-	}
+	in, err := r.query(ctx, "_"+strconv.Itoa(port)+"._tcp."+host, dns.TypeTLSA)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %s: %w", ErrLookup, host, err)
-	}
-	switch in.Rcode {
-	case dns.RcodeSuccess, dns.RcodeNameError:
-	default:
-		return nil, false, fmt.Errorf("%w: %s: %s", ErrLookup, host, dns.RcodeToString[in.Rcode])
+		return nil, false, err
 	}
 	for _, rr := range in.Answer {
 		if t, ok := rr.(*dns.TLSA); ok {
@@ -73,20 +55,36 @@ func (r *Resolver) LookupTLSA(ctx context.Context, host string, port int) (recor
 // matching ErrLookup when the resolver fails (a bogus answer is a SERVFAIL
 // from a validating resolver).
 func (r *Resolver) Secure(ctx context.Context, name string, qtype uint16) (bool, error) {
+	in, err := r.query(ctx, name, qtype)
+	if err != nil {
+		return false, err
+	}
+	return in.AuthenticatedData, nil
+}
+
+// query asks the trusted resolver for name and qtype with the DO and AD
+// bits, over TCP again when the UDP answer is truncated; an answer other
+// than NOERROR or NXDOMAIN is an error matching ErrLookup.
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.SetEdns0(4096, true)
+	m.SetEdns0(4096, true) // DO: ask for DNSSEC processing
 	m.AuthenticatedData = true
 	c := r.Client
 	if c == nil {
 		c = new(dns.Client)
 	}
 	in, _, err := c.ExchangeContext(ctx, m, r.Server)
+	if err == nil && in.Truncated && c.Net == "" {
+		tc := *c
+		tc.Net = "tcp"
+		in, _, err = tc.ExchangeContext(ctx, m, r.Server)
+	}
 	if err != nil {
-		return false, fmt.Errorf("%w: %s: %w", ErrLookup, name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrLookup, name, err)
 	}
 	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
-		return false, fmt.Errorf("%w: %s: %s", ErrLookup, name, dns.RcodeToString[in.Rcode])
+		return nil, fmt.Errorf("%w: %s: %s", ErrLookup, name, dns.RcodeToString[in.Rcode])
 	}
-	return in.AuthenticatedData, nil
+	return in, nil
 }

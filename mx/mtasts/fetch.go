@@ -75,8 +75,7 @@ func (f *Fetcher) Fetch(ctx context.Context, domain string) (*Policy, error) {
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
-		var ce interface{ Unwrap() error }
-		if isCertError(err) || errors.As(err, &ce) && isCertError(ce.Unwrap()) {
+		if isCertError(err) { // errors.As looks through url.Error and the rest
 			return nil, fmt.Errorf("%w: %w", ErrWebPKI, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
