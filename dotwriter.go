@@ -56,15 +56,14 @@ var dotEnd = []byte("\r\n.\r\n")
 // buffer, which is always emptied before Write or Close returns; a DotWriter
 // never holds data between calls. It does not allocate in the steady state.
 type DotWriter struct {
-	w       io.Writer
-	buf     []byte // pending output, written to w before Write returns
-	err     error  // sticky error from w
-	count   int64  // canonical octets accepted, skipped ones included
-	written int64  // octets written to w
-	skip    int64  // canonical octets still to be skipped
-	state   uint8
-	closed  bool
-	raw     bool // canonical form only: no stuffing, no terminator (BDAT)
+	w      io.Writer
+	buf    []byte // pending output, written to w before Write returns
+	err    error  // sticky error from w
+	count  int64  // canonical octets accepted, skipped ones included
+	skip   int64  // canonical octets still to be skipped
+	state  uint8
+	closed bool
+	raw    bool // canonical form only: no stuffing, no terminator (BDAT)
 }
 
 // NewDotWriter returns a DotWriter that writes the dot-stuffed message to w.
@@ -529,7 +528,6 @@ func (d *DotWriter) flush() bool {
 // out writes b to w, recording a failure as the sticky error.
 func (d *DotWriter) out(b []byte) bool {
 	n, err := d.w.Write(b)
-	d.written += int64(n)
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
