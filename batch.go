@@ -371,17 +371,17 @@ func replied(x *Cmd) bool { return x != nil && x.done && x.Reply != nil }
 // reply was not read: the end of the text was sent, or queued to be, and
 // no reply read so far refused the transaction.
 func (t *txn) inDoubt() bool {
-	refused := func(x *Cmd) bool { return replied(x) && x.Err != nil }
-	if t.end == nil || replied(t.end) || t.lone || refused(t.mail) || refused(t.data) {
+	no := func(x *Cmd) bool { return replied(x) && x.Err != nil } // a refusal read
+	if t.end == nil || replied(t.end) || t.lone || no(t.mail) || no(t.data) {
 		return false
 	}
 	for _, x := range t.chunks {
-		if refused(x) {
+		if no(x) {
 			return false
 		}
 	}
 	for _, x := range t.rcpts {
-		if !refused(x) {
+		if !no(x) {
 			return true
 		}
 	}

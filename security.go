@@ -108,9 +108,6 @@ func policyError(sec *Security, err error) error {
 	return err
 }
 
-// opportunistic is the Security of an MX delivery without an MXPolicy.
-var opportunistic = &Security{Mode: "opportunistic"}
-
 // secureTargets resolves domain and applies policy to its mail exchangers:
 // without a policy, each gets opportunistic TLS without authentication.
 func secureTargets(ctx context.Context, r *Resolver, policy MXPolicy, domain string) ([]Target, error) {
@@ -120,7 +117,7 @@ func secureTargets(ctx context.Context, r *Resolver, policy MXPolicy, domain str
 	}
 	if policy == nil {
 		for i := range ts {
-			ts[i].Security = opportunistic
+			ts[i].Security = &Security{Mode: "opportunistic"} // each its own: a Security may be changed
 		}
 		return ts, nil
 	}
