@@ -43,7 +43,38 @@ type Checkpoint struct {
 	// Digest is the hex SHA-256 of the message source, when Source is set:
 	// a Resume refuses a reopened source with another digest.
 	Digest string
+	// Phase is how far the transaction had gone when the record was saved.
+	Phase Phase
+	// LocalID reports that the server did not offer CHECKPOINT: TransID is
+	// the client's own key for the record and was never sent, the server
+	// holds nothing to restart from, and a Resume sends the transaction
+	// again in full.
+	LocalID bool
 }
+
+// A Phase says how far a transaction had gone when its Checkpoint was
+// saved: the ledger of a sender that must know which messages a server may
+// hold.
+type Phase string
+
+// The phases of a transaction, in order.
+const (
+	// PhaseEnvelope: the envelope is being sent; no message data yet.
+	PhaseEnvelope Phase = "envelope"
+	// PhaseData: the data was cut before its end; Sent and Points say how
+	// far it had gone. A server never delivers a message whose end it did
+	// not receive.
+	PhaseData Phase = "data"
+	// PhaseUnknown: the end of the data went out, or was about to, and its
+	// reply was not read. A server with CHECKPOINT says on restart whether
+	// it holds the message; one without may have delivered it, and sending
+	// it again may make a copy (Result.PossibleCopies).
+	PhaseUnknown Phase = "unknown"
+	// PhaseDone: the final reply was read. Only a store that keeps
+	// completed records (a LeaseStore's CheckpointLease.Done) shows it; the
+	// others delete the record.
+	PhaseDone Phase = "done"
+)
 
 // A ResumePoint pairs an offset in the canonical message data (CRLF line
 // endings, no dot-stuffing), at the start of a line, with the offset of the

@@ -37,8 +37,9 @@ const (
 // delivered twice.
 //
 // Without CHECKPOINT a broken transaction is sent again in full on a new
-// connection; a message whose final reply was lost may then arrive twice,
-// but success is never reported without the server's 250.
+// connection; a message whose final reply was lost may then arrive twice
+// (Result.PossibleCopies counts such resends), but success is never
+// reported without the server's 250.
 //
 // The cost: a checkpointed message is never pipelined with the next
 // command (RFC 1845 §3: the next MAIL, RSET or QUIT ends the server's
@@ -71,6 +72,11 @@ type Courier struct {
 	Attempts int
 	// Store keeps the checkpoint of each transaction in flight, so that a
 	// program that crashed can Resume it; nil keeps them in memory only.
+	// It is also the sender's ledger: a transaction with a server that
+	// does not offer CHECKPOINT is recorded too, under a LocalID, and every
+	// record is saved once more just before the end of the data goes out
+	// (PhaseUnknown), so that whoever resumes it knows whether the server
+	// may hold the message. That costs one more write per message.
 	Store CheckpointStore
 	// SpoolMemory and SpoolDir say where a non-seekable message is kept
 	// for restarts; zero and "" mean 8 MiB and os.TempDir().
@@ -154,6 +160,7 @@ type courierRun struct {
 	rcpts    []RcptResult
 	res      Result
 	restarts int
+	doubt    bool   // the last attempt's end of data went out, its reply unread
 	source   string // the message's SourceRef, and its digest
 	digest   string
 	lease    CheckpointLease // held while the run sends, with a LeaseStore
@@ -249,7 +256,7 @@ func (k *Courier) newRun(ctx context.Context, env *Envelope, msg io.Reader, cp *
 	}
 	if cp != nil {
 		r.env.TransID = cp.TransID
-		r.last, r.held = cp.Server, true
+		r.last, r.held, r.doubt = cp.Server, !cp.LocalID, cp.Phase == PhaseUnknown
 		// The recipients in a checkpoint are those the server accepted.
 		r.rcpts = make([]RcptResult, len(cp.Envelope.To))
 		for i, rc := range cp.Envelope.To {
@@ -310,6 +317,8 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 	done := func(res *Result, err error) { out.res, out.err, out.got = res, err, true }
 	var x *Cmd
 	var held *holding
+	doubt := r.doubt
+	r.doubt = false
 	if r.held {
 		var answer restartAnswer
 		var off int64
@@ -330,7 +339,17 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 		// restartFresh: MAIL accepted anew, the recipients and the whole
 		// message follow; restartRefused: reported to done.
 	}
+	if doubt && held == nil && (x == nil || x.Err == nil) {
+		// The whole message again, after an end whose reply was lost,
+		// to a server that cannot say whether it took it.
+		r.res.PossibleCopies++
+	}
 	r.last, r.held = addr, env.TransID != ""
+	if r.cp != nil {
+		r.m.ending = func() error { return r.record(ctx, addr, PhaseUnknown) }
+		r.m.advance = func() error { return r.record(ctx, addr, PhaseData) }
+		r.m.advanceEvery, r.m.advanced = r.k.leaseTTL()/3, time.Time{}
+	}
 	t, err := b.sendCheckpointed(env.To, lines, r.m, x, held, done)
 	got := out.got
 	if err != nil {
@@ -357,6 +376,7 @@ func (r *courierRun) attempt(ctx context.Context, c *Client, addr string) (res *
 		err = errors.New("smtp: internal error: no outcome")
 	}
 	r.res.Transmitted += t.transmitted(r.m)
+	r.doubt = t.inDoubt()
 	r.saveProgress(ctx, addr)
 	var se *sourceError
 	return nil, err, c.err != nil && !errors.As(err, &se)
@@ -377,6 +397,13 @@ func (r *courierRun) prepare(ctx context.Context, c *Client, addr string, env *E
 	if !checkpoint {
 		env.TransID = ""
 		r.held = false // no server state to resume: start over
+		if r.k.Store != nil && r.env.TransID == "" {
+			// The ledger's own key, never sent: the record says whether
+			// the message may have reached the server.
+			if r.env.TransID, err = NewTransID(transIDDomain(c.localName)); err != nil {
+				return nil, nil, 0, err, false
+			}
+		}
 	}
 	if b, err = c.NewBatch(ctx); err != nil {
 		return nil, nil, 0, err, true
@@ -385,8 +412,8 @@ func (r *courierRun) prepare(ctx context.Context, c *Client, addr string, env *E
 	if size <= 0 {
 		size = r.m.size
 	}
-	if lines, err = c.buildEnvelope(env, size); err == nil && env.TransID != "" {
-		err = r.save(ctx, c, addr)
+	if lines, err = c.buildEnvelope(env, size); err == nil && r.env.TransID != "" {
+		err = r.save(ctx, c, addr, env.TransID == "")
 	}
 	if err != nil {
 		b.Close()
@@ -408,7 +435,7 @@ func (r *courierRun) renew(ctx context.Context, c *Client, addr string, env *Env
 	if err != nil {
 		return nil, err
 	}
-	return lines, r.save(ctx, c, addr)
+	return lines, r.save(ctx, c, addr, false)
 }
 
 // outcome merges an attempt's result into the run's.
@@ -424,13 +451,14 @@ func (r *courierRun) outcome(res *Result) *Result {
 }
 
 // save records the transaction's checkpoint before the server can hold any
-// of it.
-func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
+// of it; local says the server did not offer CHECKPOINT.
+func (r *courierRun) save(ctx context.Context, c *Client, addr string, local bool) error {
 	if r.k.Store == nil {
 		return nil
 	}
 	cp := &Checkpoint{TransID: r.env.TransID, LocalName: c.localName, Server: addr, Envelope: r.env,
-		Size: r.m.canonical, Sent: r.m.written, Points: r.m.points, Updated: time.Now(), Source: r.source, Digest: r.digest}
+		Size: r.m.canonical, Sent: r.m.written, Points: r.m.points, Updated: time.Now(), Source: r.source, Digest: r.digest,
+		Phase: PhaseEnvelope, LocalID: local}
 	r.cp = cp
 	var err error
 	switch ls, ok := r.k.Store.(LeaseStore); {
@@ -451,12 +479,18 @@ func (r *courierRun) save(ctx context.Context, c *Client, addr string) error {
 	return err
 }
 
-// saveProgress records the resume points after a cut.
+// saveProgress records the resume points and the phase after a cut.
 func (r *courierRun) saveProgress(ctx context.Context, addr string) {
 	if r.k.Store == nil || r.cp == nil {
 		return
 	}
 	r.cp.Server, r.cp.Points, r.cp.Size, r.cp.Sent, r.cp.Updated = addr, r.m.points, r.m.canonical, r.m.written, time.Now()
+	switch {
+	case r.doubt:
+		r.cp.Phase = PhaseUnknown
+	case r.cp.Sent > 0:
+		r.cp.Phase = PhaseData
+	}
 	if r.rcpts != nil {
 		// Keep the recipients the server accepted: a resumed transaction
 		// has them and no others (RFC 1845 §3).
@@ -468,16 +502,42 @@ func (r *courierRun) saveProgress(ctx context.Context, addr string) {
 		}
 		r.cp.Envelope.To = to
 	}
+	r.update(ctx)
+}
+
+// record saves how far the data to addr has gone while it goes: PhaseData
+// with the resume points, when it starts and then every third of the lease
+// (so a worker taking over after a crash skips what the server holds
+// without reading it); PhaseUnknown before its end goes out, so that a
+// worker taking the transaction over knows the server may hold the message.
+// Only a lost lease stops the data.
+func (r *courierRun) record(ctx context.Context, addr string, phase Phase) error {
+	r.cp.Server, r.cp.Points, r.cp.Sent, r.cp.Updated, r.cp.Phase = addr, r.m.points, r.m.written, time.Now(), phase
+	if phase == PhaseUnknown {
+		r.cp.Size = r.m.written // all of it
+	}
+	if err := r.update(ctx); errors.Is(err, ErrLeaseLost) {
+		return fmt.Errorf("smtp: the message data stopped: %w", err)
+	}
+	return nil
+}
+
+// update writes r.cp to the Store, under the lease if there is one. It
+// reports a failure to the trace; a lost lease also ends the run (another
+// worker has the transaction now).
+func (r *courierRun) update(ctx context.Context) error {
 	save := r.k.Store.Save
 	if r.lease != nil {
 		save = r.lease.Save
 	}
-	if err := save(ctx, r.cp); err != nil {
+	err := save(ctx, r.cp)
+	if err != nil {
 		r.storeFailed("save", r.cp.TransID, err)
 		if errors.Is(err, ErrLeaseLost) {
-			r.cancel(err) // another worker has the transaction now
+			r.cancel(err)
 		}
 	}
+	return err
 }
 
 // storeFailed reports a failure of the CheckpointStore that the Courier
@@ -509,12 +569,9 @@ func (r *courierRun) forget(ctx context.Context) {
 // takeLease creates or claims the record of cp in ls for this worker and
 // keeps the lease renewed until the run ends.
 func (r *courierRun) takeLease(ctx context.Context, ls LeaseStore, cp *Checkpoint) error {
-	owner, ttl := r.k.Owner, r.k.LeaseTTL
+	owner, ttl := r.k.Owner, r.k.leaseTTL()
 	if owner == "" {
 		owner = defaultOwner()
-	}
-	if ttl <= 0 {
-		ttl = defaultLeaseTTL
 	}
 	l, err := ls.Lease(ctx, cp, owner, ttl)
 	if err != nil {
@@ -523,6 +580,14 @@ func (r *courierRun) takeLease(ctx context.Context, ls LeaseStore, cp *Checkpoin
 	r.lease, r.hold = l, &holder{lease: l, ttl: ttl, cancel: r.cancel}
 	r.hold.start()
 	return nil
+}
+
+// leaseTTL returns LeaseTTL or its default.
+func (k *Courier) leaseTTL() time.Duration {
+	if k.LeaseTTL <= 0 {
+		return defaultLeaseTTL
+	}
+	return k.LeaseTTL
 }
 
 // endLease stops renewing the run's lease and, if the transaction is not

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +70,7 @@ func TestCourier_ResumesAfterACut(t *testing.T) {
 				assert.Empty(t, resumedAt)
 			}
 			assert.NotEmpty(t, msgs[0].TransID)
+			assert.Zero(t, res.PossibleCopies, "the server said what it held")
 		})
 	}
 }
@@ -115,7 +117,10 @@ func TestCourier_ReportsStoreFailures(t *testing.T) {
 		delivered int
 	}{
 		{"first save fails: nothing sent", &failingStore{failSaveFrom: 1}, false, true, nil, 0},
-		{"saves after a cut fail", &failingStore{failSaveFrom: 2}, true, false, []string{"save", "save"}, 1}, // the progress, then the restart
+		// The data's start, the progress after the cut, the restart, its
+		// data's start and the record before the end (and one more before
+		// the first attempt's end if it got out before the server's cut).
+		{"saves after a cut fail", &failingStore{failSaveFrom: 2}, true, false, []string{"save", "save", "save", "save", "save"}, 1},
 		{"delete after delivery fails", &failingStore{failDelete: true}, false, false, []string{"delete"}, 1},
 	}
 	for _, tt := range tests {
@@ -137,6 +142,9 @@ func TestCourier_ReportsStoreFailures(t *testing.T) {
 				require.ErrorIs(t, err, errStoreBroken)
 			} else {
 				require.NoError(t, err)
+			}
+			if tt.cut && len(ops) == len(tt.wantOps)+1 {
+				ops = ops[1:] // the first attempt's record before its end
 			}
 			assert.Equal(t, tt.wantOps, ops)
 			assert.Len(t, srv.Messages(), tt.delivered)
@@ -280,4 +288,108 @@ func TestCourier_DeliverResolvesTheDomain(t *testing.T) {
 	_, err = k.Deliver(context.Background(), "nomail.example", &Envelope{From: "a@example.org", To: Recipients("b@nomail.example")}, bytes.NewReader(msg))
 	require.ErrorIs(t, err, ErrNullMX)
 	assert.Equal(t, 2, srv.Conns(), "no connection for a null MX")
+}
+
+// ledgerStore is a memStore that keeps a copy of every record saved.
+type ledgerStore struct {
+	memStore
+	saved []Checkpoint
+}
+
+func (s *ledgerStore) Save(ctx context.Context, cp *Checkpoint) error {
+	s.mu.Lock()
+	s.saved = append(s.saved, *cp)
+	s.mu.Unlock()
+	return s.memStore.Save(ctx, cp)
+}
+
+// phases returns the phases of the records saved, in order, each run of
+// one phase once (a slow machine may record the data's progress twice).
+func (s *ledgerStore) phases() []Phase {
+	var ps []Phase
+	for _, cp := range s.saved {
+		ps = append(ps, cp.Phase)
+	}
+	return slices.Compact(ps)
+}
+
+// With a Store, a transaction with a server that does not offer CHECKPOINT
+// is in the ledger too, under a TransID of the client's own that is never
+// sent: its record says PhaseUnknown before the end of the data goes out,
+// so a lost final reply is known for what it is. The message is then sent
+// again in full, and Result.PossibleCopies says the server may hold a copy
+// more; a cut before the end makes none. Either way success comes only
+// with a 250, and the record goes once it is read.
+func TestCourier_LedgerWithoutCheckpoint(t *testing.T) {
+	msg := bigText(16 << 20) // more than the socket buffers: a cut at 64 KiB stops the client before the end
+	tests := []struct {
+		name   string
+		faults smtptest.Faults
+		phases []Phase
+		copies int
+	}{
+		{"final reply lost", smtptest.Faults{CloseBeforeReply: "."},
+			[]Phase{PhaseEnvelope, PhaseData, PhaseUnknown, PhaseEnvelope, PhaseData, PhaseUnknown}, 1},
+		{"cut during the data", smtptest.Faults{CloseAfterDataOctets: 64 << 10},
+			[]Phase{PhaseEnvelope, PhaseData, PhaseEnvelope, PhaseData, PhaseUnknown}, 0},
+		{"cut before the data", smtptest.Faults{CloseAfterCommand: "DATA"},
+			[]Phase{PhaseEnvelope, PhaseData, PhaseUnknown}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, smtptest.Config{Extensions: []string{"PIPELINING", "8BITMIME"}, MaxMessageSize: 64 << 20,
+				ConnFaults: map[int]smtptest.Faults{1: tt.faults}})
+			st := &ledgerStore{}
+			k := testCourier(nil)
+			k.Store = st
+			res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+			require.NoError(t, err)
+			require.NotNil(t, res.Reply)
+			assert.Equal(t, 250, res.Reply.Code)
+			assert.Equal(t, tt.copies, res.PossibleCopies)
+			msgs := srv.Messages()
+			require.Len(t, msgs, 1+tt.copies, "the copies the server holds are those Result admits")
+			for _, m := range msgs {
+				assert.Empty(t, m.TransID, "the ledger's key is never sent")
+				assert.True(t, bytes.Equal(msg, m.Data))
+			}
+			assert.Equal(t, tt.phases, st.phases())
+			for _, cp := range st.saved {
+				assert.True(t, cp.LocalID)
+				assert.Equal(t, st.saved[0].TransID, cp.TransID, "one record for the message")
+			}
+			assert.Empty(t, st.m, "the record goes once the 250 is read")
+		})
+	}
+}
+
+// Resuming a record of a server without CHECKPOINT sends the transaction
+// again in full; a record in PhaseUnknown makes a possible copy, one cut
+// before the end does not.
+func TestCourier_ResumeLocalRecord(t *testing.T) {
+	msg := bigText(64 << 10)
+	for _, phase := range []Phase{PhaseData, PhaseUnknown} {
+		t.Run(string(phase), func(t *testing.T) {
+			srv := newTestServer(t, smtptest.Config{Extensions: []string{"PIPELINING"}})
+			st := &ledgerStore{}
+			k := testCourier(nil)
+			k.Store = st
+			id, err := NewTransID("client.example")
+			require.NoError(t, err)
+			cp := &Checkpoint{TransID: id, LocalName: "client.example", Server: srv.Addr, LocalID: true, Phase: phase, Sent: 4096,
+				Envelope: Envelope{From: "a@example.org", To: Recipients("b@example.com")}}
+			require.NoError(t, st.Save(context.Background(), cp))
+			res, err := k.Resume(context.Background(), cp, bytes.NewReader(msg))
+			require.NoError(t, err)
+			want := 0
+			if phase == PhaseUnknown {
+				want = 1
+			}
+			assert.Equal(t, want, res.PossibleCopies)
+			assert.Equal(t, int64(len(msg)), res.Transmitted, "sent in full")
+			require.Len(t, srv.Messages(), 1)
+			assert.Empty(t, srv.Messages()[0].TransID)
+			assert.Empty(t, st.m)
+		})
+	}
 }

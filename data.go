@@ -275,7 +275,7 @@ func (c *Client) writeData(m *message, skip int64) (int64, error) {
 // without LAST, and RSET clears it before the next one.
 func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 	c := b.c
-	ch := &chunker{b: b, t: t, out: &c.chunkOut}
+	ch := &chunker{b: b, t: t, m: m, out: &c.chunkOut}
 	ch.out.b = ch.out.b[:0]
 	var w *DotWriter
 	if !m.binary {
@@ -312,6 +312,7 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 type chunker struct {
 	b        *Batch
 	t        *txn
+	m        *message
 	out      *appendWriter // canonical text collected for the next chunks
 	sentLast bool          // a chunk marked LAST went out
 }
@@ -322,6 +323,9 @@ func (ch *chunker) send(chunk []byte, last bool) error {
 	c, t := ch.b.c, ch.t
 	line := "BDAT " + strconv.Itoa(len(chunk))
 	if last {
+		if err := ch.m.end(); err != nil {
+			return err
+		}
 		line += " LAST"
 	}
 	x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)

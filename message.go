@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // resumeEvery is about the distance in canonical octets between recorded
@@ -32,6 +33,37 @@ type message struct {
 	consumed  int64         // source octets taken from r (non-seekable)
 	canonical int64         // canonical size, once a pass reached the end; else -1
 	written   int64         // canonical offset reached by the latest pass
+
+	// ending, if not nil, runs before the end of the data (the final "."
+	// or BDAT LAST) is written: an error keeps the end from going out.
+	ending func() error
+	// advance, if not nil, runs after the first piece of the data a pass
+	// writes and then after a piece at most every advanceEvery: an error
+	// stops the data.
+	advance      func() error
+	advanceEvery time.Duration
+	advanced     time.Time // when advance last ran; zero at a pass's start
+}
+
+// end runs m's ending hook.
+func (m *message) end() error {
+	if m.ending == nil {
+		return nil
+	}
+	return m.ending()
+}
+
+// tick runs m's advance hook when it is due.
+func (m *message) tick() error {
+	if m.advance == nil {
+		return nil
+	}
+	now := time.Now()
+	if !m.advanced.IsZero() && now.Sub(m.advanced) < m.advanceEvery {
+		return nil
+	}
+	m.advanced = now
+	return m.advance()
 }
 
 func newMessage(r io.Reader, binary bool) *message {
@@ -303,6 +335,9 @@ func (c *Client) feed(m *message, w *DotWriter, direct func(piece []byte, last b
 	if err == nil && f.carry > 0 {
 		err = f.piece(f.buf[:f.carry])
 	}
+	if err == nil && w != nil && direct == nil {
+		err = m.end() // before DATA's final "."
+	}
 	if err == nil && w != nil {
 		err = w.Close()
 	}
@@ -461,7 +496,7 @@ func (f *feeder) piece(p []byte) error {
 	}
 	f.m.written = f.count()
 	f.c.progress(f.m.written, f.m.total())
-	return nil
+	return f.m.tick()
 }
 
 var lfBytes = []byte{'\n'}

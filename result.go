@@ -22,6 +22,13 @@ type Result struct {
 	Transmitted int64
 	// Restarts counts the reconnections a Courier needed.
 	Restarts int
+	// PossibleCopies counts the copies the server may hold besides the one
+	// this Result reports: the times a Courier sent the message again in
+	// full after an attempt whose end of data went out and whose reply was
+	// lost, because the server could not say whether it had taken it (it
+	// did not offer CHECKPOINT, or it no longer knew the TRANSID). Zero
+	// means no copy is possible.
+	PossibleCopies int
 
 	resumed bool // the last attempt resumed (RFC 1845 355)
 }

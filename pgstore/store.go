@@ -45,21 +45,24 @@ import (
 	"github.com/resmtp/smtp"
 )
 
-// Phase is how far a transaction has gone, as a worker records it.
-type Phase string
+// Phase is how far a transaction has gone, as a worker records it: the
+// core's smtp.Phase, kept in the phase column.
+type Phase = smtp.Phase
 
+// The phases, as smtp defines them.
 const (
-	// PhaseEnvelope: MAIL and RCPT were sent, the data not yet.
-	PhaseEnvelope Phase = "envelope"
-	// PhaseData: the data is in flight; the record's Sent and Points say
-	// how far.
-	PhaseData Phase = "data"
-	// PhaseUnknown: the end of the data was sent and its reply not read
-	// (the worker died or the connection broke): only a restart with the
-	// same TRANSID can tell whether the server took the message.
-	PhaseUnknown Phase = "unknown"
-	// PhaseDone: the server's final reply was read.
-	PhaseDone Phase = "done"
+	// PhaseEnvelope: MAIL and RCPT are being sent, the data not yet.
+	PhaseEnvelope = smtp.PhaseEnvelope
+	// PhaseData: the data was cut before its end; the record's Sent and
+	// Points say how far.
+	PhaseData = smtp.PhaseData
+	// PhaseUnknown: the end of the data went out, or was about to, and its
+	// reply was not read: with CHECKPOINT a restart with the same TRANSID
+	// tells whether the server took the message; without (the record's
+	// LocalID), the server may hold a copy.
+	PhaseUnknown = smtp.PhaseUnknown
+	// PhaseDone: the server's final reply was read (Resolve).
+	PhaseDone = smtp.PhaseDone
 )
 
 // Errors of the lease operations: the core's, so that a Courier knows them.
@@ -136,17 +139,22 @@ func decode(data []byte) (*smtp.Checkpoint, error) {
 	return &cp, nil
 }
 
-// Save creates or replaces the record for cp.TransID, keeping its lease
-// and phase. It is the CheckpointStore operation, for a single worker; a
-// worker holding a lease uses Advance.
+// Save creates or replaces the record for cp.TransID in cp.Phase
+// (PhaseEnvelope if it has none), keeping its lease. It is the
+// CheckpointStore operation, for a single worker; a worker holding a lease
+// uses Advance.
 func (s *Store) Save(ctx context.Context, cp *smtp.Checkpoint) error {
 	data, err := encode(cp)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (transid, record) VALUES ($1, $2)
-		ON CONFLICT (transid) DO UPDATE SET record = EXCLUDED.record, version = %[1]s.version + 1, updated = now()`, s.table),
-		cp.TransID, data)
+	phase := cp.Phase
+	if phase == "" {
+		phase = PhaseEnvelope
+	}
+	_, err = s.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (transid, record, phase) VALUES ($1, $2, $3)
+		ON CONFLICT (transid) DO UPDATE SET record = EXCLUDED.record, phase = EXCLUDED.phase, version = %[1]s.version + 1, updated = now()`, s.table),
+		cp.TransID, data, string(phase))
 	if err != nil {
 		return fmt.Errorf("pgstore: saving %s: %w", cp.TransID, err)
 	}
@@ -264,6 +272,7 @@ func scanLease(row pgx.Row, transID, owner string) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
+	cp.Phase = l.Phase // the column is the truth (Resolve sets it alone)
 	l.TransID, l.Owner, l.Checkpoint = transID, owner, cp
 	if l.TransID == "" {
 		l.TransID = cp.TransID
@@ -365,10 +374,11 @@ type handle struct {
 
 func (h *handle) Renew(ctx context.Context, ttl time.Duration) error { return h.s.Renew(ctx, h.l, ttl) }
 
+// Save records cp in its phase (PhaseEnvelope if it has none).
 func (h *handle) Save(ctx context.Context, cp *smtp.Checkpoint) error {
-	phase := PhaseEnvelope
-	if cp.Sent > 0 {
-		phase = PhaseData
+	phase := cp.Phase
+	if phase == "" {
+		phase = PhaseEnvelope
 	}
 	return h.s.Advance(ctx, h.l, cp, phase)
 }

@@ -48,6 +48,8 @@ type checkpointFile struct {
 	Updated   time.Time     `json:"updated"`
 	Source    string        `json:"source,omitempty"`
 	Digest    string        `json:"digest,omitempty"`
+	Phase     smtp.Phase    `json:"phase,omitempty"`
+	LocalID   bool          `json:"local_id,omitempty"`
 }
 
 func toCheckpointFile(cp *smtp.Checkpoint) *checkpointFile {
@@ -62,6 +64,8 @@ func toCheckpointFile(cp *smtp.Checkpoint) *checkpointFile {
 		Updated:   cp.Updated,
 		Source:    cp.Source,
 		Digest:    cp.Digest,
+		Phase:     cp.Phase,
+		LocalID:   cp.LocalID,
 	}
 	if cp.Points != nil {
 		f.Points = make([][2]int64, len(cp.Points))
@@ -83,6 +87,8 @@ func (f *checkpointFile) checkpoint() *smtp.Checkpoint {
 		Updated:   f.Updated,
 		Source:    f.Source,
 		Digest:    f.Digest,
+		Phase:     f.Phase,
+		LocalID:   f.LocalID,
 	}
 	if f.Points != nil {
 		cp.Points = make([]smtp.ResumePoint, len(f.Points))

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -321,4 +322,37 @@ func TestCheckpointClientSideDisconnectThenResume(t *testing.T) {
 	c2.expect(250)
 	require.Len(t, s.Messages(), 1)
 	assert.Equal(t, msg, s.Messages()[0].Data)
+}
+
+// Spans log which connection worked on which transaction and when: a
+// second connection that takes a TRANSID over while the first is still
+// open cuts it, and the first's span says so.
+func TestSpansShowTwoConnectionsOnOneTransID(t *testing.T) {
+	s := newTestServer(t, Config{})
+	a, code, _ := startCheckpointTx(t, s)
+	require.Equal(t, 250, code)
+	a.cmd("DATA")
+	a.expect(354)
+	a.write("line one\r\n")
+	time.Sleep(20 * time.Millisecond)
+	b, code, _ := startCheckpointTx(t, s) // takes the transaction over from a
+	require.Equal(t, 355, code)
+	a.expectClosed()
+	b.cmd("RSET")
+	b.expect(250)
+	b.cmd("QUIT")
+	b.expect(221)
+	b.expectClosed()
+
+	c := ehlo(t, s)
+	c.cmd("MAIL FROM:<x@y>")
+	c.expect(250)
+	spans := s.Spans()
+	require.Len(t, spans, 3)
+	assert.Equal(t, []int{1, 2, 3}, []int{spans[0].Conn, spans[1].Conn, spans[2].Conn})
+	assert.Equal(t, []string{transID, transID, ""}, []string{spans[0].TransID, spans[1].TransID, spans[2].TransID})
+	assert.Equal(t, []bool{true, false, false}, []bool{spans[0].Aborted, spans[1].Aborted, spans[2].Aborted}, "a was cut by b's takeover")
+	assert.True(t, spans[0].Start.Before(spans[0].End), "a's data extends its span")
+	assert.True(t, spans[0].End.Before(spans[1].Start))
+	assert.True(t, spans[1].End.Before(spans[2].Start))
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resmtp/smtp/internal/pathscan"
@@ -35,6 +36,7 @@ type conn struct {
 
 	kill     chan struct{}
 	killOnce sync.Once
+	finished atomic.Bool // serve has returned
 
 	pending map[string]string // verb -> override replacing its next reply
 
@@ -125,7 +127,11 @@ func (fr flushReader) Read(p []byte) (int, error) {
 	if err := fr.c.flush(); err != nil {
 		return 0, err
 	}
-	return fr.c.nc.Read(p)
+	n, err := fr.c.nc.Read(p)
+	if n > 0 {
+		fr.c.s.noteInput(fr.c.idx)
+	}
+	return n, err
 }
 
 func (c *conn) flush() error {
@@ -142,6 +148,9 @@ func (c *conn) record(line string) { c.s.record(c.idx, line) }
 // abort closes the connection from another goroutine (checkpoint takeover).
 func (c *conn) abort() {
 	c.killOnce.Do(func() {
+		if !c.finished.Load() {
+			c.s.noteAborted(c.idx)
+		}
 		close(c.kill)
 		c.raw.Close()
 	})
@@ -169,6 +178,7 @@ func (c *conn) serve() {
 	c.s.connOpened()
 	defer c.s.connClosed()
 	defer c.raw.Close()
+	defer c.finished.Store(true)
 	c.record("* connect " + c.raw.RemoteAddr().String())
 	err := c.greet()
 	for err == nil {
@@ -706,6 +716,7 @@ func (c *conn) cmdMAIL(v, arg string) error {
 	// perspective.
 	c.resetTx()
 	c.tx = t
+	c.s.beginSpan(c.idx, t.transID)
 	if t.transID == "" {
 		return c.reply(v, 250, "2.1.0", "Ok")
 	}

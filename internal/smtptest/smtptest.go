@@ -387,12 +387,14 @@ type Server struct {
 	closed   bool
 	faults   Faults
 	conns    []*connRecord
+	spans    []Span
 	messages []Message
 	open     int // connections being served now
 	maxOpen  int // the most open at once
 }
 
 type connRecord struct {
+	span       int // 1 + the index in spans of its latest transaction, or 0
 	raw        net.Conn
 	transcript []string
 	flushes    int
@@ -679,6 +681,54 @@ func (s *Server) record(conn int, line string) {
 	if s.cfg.Logf != nil {
 		s.cfg.Logf("smtptest[%d] %s", conn, line)
 	}
+}
+
+// A Span is the time one connection worked on one transaction, as the
+// server saw it: from its MAIL to the last input the connection sent before
+// its next MAIL or its end.
+type Span struct {
+	Conn       int    // the connection's 1-based index
+	TransID    string // the MAIL TRANSID, or ""
+	Start, End time.Time
+	// Aborted reports that the server cut the connection, still open,
+	// because another connection took its TRANSID over (RFC 1845 §3): two
+	// clients were on one transaction at once.
+	Aborted bool
+}
+
+// Spans returns every transaction's span, in the order their MAIL came.
+func (s *Server) Spans() []Span {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Span(nil), s.spans...)
+}
+
+// beginSpan starts the span of a transaction the connection's MAIL began.
+func (s *Server) beginSpan(conn int, transID string) {
+	now := time.Now()
+	s.mu.Lock()
+	s.spans = append(s.spans, Span{Conn: conn, TransID: transID, Start: now, End: now})
+	s.conns[conn-1].span = len(s.spans)
+	s.mu.Unlock()
+}
+
+// noteAborted marks the connection's current span aborted.
+func (s *Server) noteAborted(conn int) {
+	s.mu.Lock()
+	if i := s.conns[conn-1].span; i > 0 {
+		s.spans[i-1].Aborted = true
+	}
+	s.mu.Unlock()
+}
+
+// noteInput extends the connection's current span to now.
+func (s *Server) noteInput(conn int) {
+	now := time.Now()
+	s.mu.Lock()
+	if i := s.conns[conn-1].span; i > 0 {
+		s.spans[i-1].End = now
+	}
+	s.mu.Unlock()
 }
 
 func (s *Server) noteFlush(conn int) {
