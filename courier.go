@@ -128,7 +128,9 @@ func (k *Courier) Deliver(ctx context.Context, domain string, env *Envelope, msg
 // nil reopens the checkpoint's Source with Reopen (another process
 // finishing the transaction). When the checkpoint has a Digest, a message
 // whose digest differs is refused with an error matching ErrSourceChanged
-// before anything is sent.
+// before anything is sent. A checkpoint with LocalID set (a server without
+// CHECKPOINT) is sent again in full; if its Phase is PhaseUnknown the
+// server may hold the message already, and Result.PossibleCopies says so.
 func (k *Courier) Resume(ctx context.Context, cp *Checkpoint, msg io.Reader) (*Result, error) {
 	if msg == nil {
 		rs, err := k.reopen(ctx, cp)

@@ -29,6 +29,15 @@
 //
 // Times are the database server's (now()), so the workers' clocks need
 // not agree.
+//
+// The table is the senders' ledger, servers without CHECKPOINT included
+// (their records have LocalID set: the TRANSID is the client's own and was
+// never sent). A Courier moves a record through the phases envelope, data
+// and unknown (just before the end of the data goes out) to done, when it
+// reads the final reply. A record claimed in phase unknown with LocalID set
+// may already be delivered: Resume sends it again and reports a possible
+// copy; a caller that prefers to risk a loss to a copy checks
+// Lease.Phase and Lease.Checkpoint.LocalID, and Resolves it instead.
 package pgstore
 
 import (
