@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/textproto"
@@ -676,5 +677,111 @@ func BenchmarkDotWriter(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// mixText returns about size octets of lines whose lengths (line ending
+// excluded) are drawn uniformly from [minLen, maxLen], each starting with
+// "." with probability dots/100, ended by eol ("\r\n", "\n" or "\r").
+func mixText(size, minLen, maxLen, dots int, eol string) []byte {
+	const letters = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:<>@()"
+	r := rand.New(rand.NewPCG(uint64(minLen*1000+maxLen), uint64(dots)))
+	out := make([]byte, 0, size+maxLen+2)
+	for len(out) < size {
+		n := minLen + r.IntN(maxLen-minLen+1)
+		start := len(out)
+		for range n {
+			out = append(out, letters[r.IntN(len(letters))])
+		}
+		if n > 0 && r.IntN(100) < dots {
+			out[start] = '.'
+		}
+		out = append(out, eol...)
+	}
+	return out
+}
+
+// The line-length mixes of BenchmarkDotWriterMix.
+var dotMixes = []struct {
+	name           string
+	minLen, maxLen int
+}{{"1-10", 1, 10}, {"20-76", 20, 76}, {"76", 76, 76}, {"200", 200, 200}, {"998", 998, 998}}
+
+// DotWriter writes, for CRLF and for LF-only text of every line-length mix
+// of the benchmarks, exactly what net/textproto's DotWriter writes.
+func TestDotWriter_MatchesTextprotoOnEveryMix(t *testing.T) {
+	for _, mix := range dotMixes {
+		for _, dots := range []int{0, 2, 20} {
+			for _, eol := range []string{"\r\n", "\n"} {
+				in := mixText(256<<10, mix.minLen, mix.maxLen, dots, eol)
+				var got, want bytes.Buffer
+				d := NewDotWriter(&got)
+				tw := textproto.NewWriter(bufio.NewWriter(&want)).DotWriter()
+				for p := in; len(p) > 0; {
+					n := min(len(p), 7000)
+					_, err := d.Write(p[:n])
+					require.NoError(t, err)
+					_, err = tw.Write(p[:n])
+					require.NoError(t, err)
+					p = p[n:]
+				}
+				require.NoError(t, d.Close())
+				require.NoError(t, tw.Close())
+				require.True(t, bytes.Equal(want.Bytes(), got.Bytes()), "lines %s, %d%% dots, %q", mix.name, dots, eol)
+			}
+		}
+	}
+}
+
+// BenchmarkDotWriterMix compares DotWriter with net/textproto's on lines of
+// 1–10, 20–76, 76, 200 and 998 octets, with 0, 2 and 20 % of them starting
+// with ".", ended by CRLF and by LF alone, and (DotWriter only: textproto
+// passes a bare CR through) by CR alone, written 32 KiB at a time.
+func BenchmarkDotWriterMix(b *testing.B) {
+	const size, chunk = 4 << 20, 32 << 10
+	for _, mix := range dotMixes {
+		for _, dots := range []int{0, 2, 20} {
+			for _, eol := range []struct{ name, s string }{{"CRLF", "\r\n"}, {"LF", "\n"}, {"CR", "\r"}} {
+				in := mixText(size, mix.minLen, mix.maxLen, dots, eol.s)
+				name := fmt.Sprintf("lines=%s/dots=%d/%s", mix.name, dots, eol.name)
+				b.Run(name+"/resmtp", func(b *testing.B) {
+					bw := bufio.NewWriterSize(io.Discard, 64<<10)
+					d := NewDotWriter(bw)
+					b.SetBytes(int64(len(in)))
+					b.ReportAllocs()
+					for b.Loop() {
+						d.Reset(bw)
+						for p := in; len(p) > 0; p = p[min(chunk, len(p)):] {
+							if _, err := d.Write(p[:min(chunk, len(p))]); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if err := d.Close(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				if eol.name == "CR" {
+					continue
+				}
+				b.Run(name+"/textproto", func(b *testing.B) {
+					bw := bufio.NewWriterSize(io.Discard, 64<<10)
+					tw := textproto.NewWriter(bw)
+					b.SetBytes(int64(len(in)))
+					b.ReportAllocs()
+					for b.Loop() {
+						d := tw.DotWriter()
+						for p := in; len(p) > 0; p = p[min(chunk, len(p)):] {
+							if _, err := d.Write(p[:min(chunk, len(p))]); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if err := d.Close(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
 	}
 }
