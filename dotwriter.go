@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"io"
 )
 
@@ -23,6 +22,10 @@ const (
 	// dotDirect is the length from which a run of input is written
 	// straight to the underlying writer instead of being buffered.
 	dotDirect = 512
+	// dotDense is the length of a clean run below which the writer copies
+	// text through the buffer a block at a time (dotCopy) instead of
+	// writing the runs between insertions one by one.
+	dotDense = 128
 )
 
 // dotEnd is the longest sequence Close may write: the CRLF completing a
@@ -271,24 +274,16 @@ func (d *DotWriter) skipPrefix(p []byte) []byte {
 // are not in the input (the CR of a bare LF, the LF of a bare CR, stuffing
 // dots) are written separately. A stuffing dot is written by ending one run
 // just after a line-initial "." and starting the next one at that ".".
-//
-// Lines are found with bytes.IndexByte, checking only that each LF follows a
-// CR and that the next line does not start with "."; instead of looking for
-// bare CRs line by line, the number of CRs in each stretch of lines is
-// checked with one bytes.Count when the stretch ends. A stretch with a bare
-// CR is scanned again octet by octet ("careful" mode).
+// cleanPrefix finds where a run must end, whole blocks of octets at a time.
 func (d *DotWriter) scan(p []byte) (int, bool) {
 	var (
-		state   = d.state
-		start   = 0  // p[start:i] is accepted but not yet written
-		i       = 0  // next octet to look at
-		ins     = 0  // inserted canonical octets
-		careful = 0  // p[:careful] must be scanned octet by octet
-		nextCR  = -1 // index of a CR at or after the current stretch, or len(p)
-		n       int  // octets a helper inserted
-		ok      bool // a helper's write went through
+		state = d.state
+		start = 0 // p[start:i] is accepted but not yet written
+		i     = 0 // next octet to look at
+		ins   = 0 // inserted canonical octets
 	)
 	for i < len(p) {
+		prev := byte('\n')
 		switch state {
 		case dotCR:
 			state = dotBOL
@@ -296,57 +291,55 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 				i++
 				continue
 			}
-			// Bare CR: supply its LF.
+			// Bare CR ending the last Write: supply its LF.
 			if !d.run(p[start:i]) || !d.put('\n') {
 				return start, false
 			}
 			ins, start = ins+1, i
 			continue
-		case dotBOL:
-			state = dotData
-			if p[i] == '.' && !d.raw {
-				if !d.run(p[start : i+1]) {
-					return start, false
-				}
-				start = i
-				i++
+		case dotData:
+			prev = 'x'
+		}
+		k := i + cleanPrefix(p[i:], prev, !d.raw)
+		if k == len(p) {
+			i, state = k, stateAfter(p[k-1], state)
+			break
+		}
+		if k-i < dotDense && len(p)-i >= 64 {
+			// Short lines that need octets inserted: copy them through
+			// the buffer, converted, a block at a time.
+			if !d.run(p[start:i]) {
+				return start, false
+			}
+			ns, nd, ok := d.dense(p[i:], prev)
+			if !ok {
+				return i, false
+			}
+			if ns > 0 {
+				i += ns
+				ins += nd - ns
+				start, state = i, stateAfter(p[i-1], dotData)
 				continue
 			}
 		}
-		// Inside a line at p[i].
-		if i < careful {
-			if start, i, state, n, ok = d.lineOctets(p, start, i); !ok {
+		switch p[k] {
+		case '\r': // bare CR: supply its LF
+			if !d.run(p[start:k+1]) || !d.put('\n') {
 				return start, false
 			}
-			ins += n
-			continue
-		}
-		// Find the end of a stretch of lines that need nothing inserted,
-		// assuming there is no bare CR in it.
-		seg := i
-		stop, pairs := d.stretch(p, i)
-		// Check the assumption: every CR in p[seg:stop] is followed by
-		// LF, except a CR ending p whose LF may come in the next Write.
-		if nextCR = crFrom(p, seg, nextCR); nextCR < stop && bareCR(p, seg, stop, pairs) {
-			careful, i = stop, seg
-			continue
-		}
-		switch {
-		case stop == len(p):
-			i, state = stop, stateAfter(p[stop-1], state)
-		case p[stop] == '\n': // bare LF: supply its CR
-			if start, n, nextCR, ok = d.lfLines(p, start, stop, nextCR); !ok {
+			ins++
+			start, i, state = k+1, k+1, dotBOL
+		case '\n': // bare LF: supply its CR
+			if !d.run(p[start:k]) || !d.put('\r') {
 				return start, false
 			}
-			ins += n
-			i = start + 1
-			state = dotBOL
+			ins++
+			start, i, state = k, k+1, dotBOL
 		default: // "." at the start of a line: write it twice
-			if !d.run(p[start : stop+1]) {
+			if !d.run(p[start : k+1]) {
 				return start, false
 			}
-			start = stop
-			i = stop + 1
+			start, i, state = k, k+1, dotData
 		}
 	}
 	if !d.run(p[start:]) || !d.flush() {
@@ -354,6 +347,20 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 	}
 	d.state, d.count = state, d.count+int64(len(p)+ins)
 	return len(p), true
+}
+
+// dense converts and stuffs p, in which octets must be inserted often,
+// into the buffer with dotCopy, until the buffer is full; prev is the
+// octet before p, not a CR. It returns the octets of p it took and the
+// canonical octets it added to the buffer (stuffing dots are not), and
+// false if flushing the buffer failed.
+func (d *DotWriter) dense(p []byte, prev byte) (ns, nd int, ok bool) {
+	if cap(d.buf)-len(d.buf) < 2*dotDense && !d.grow() {
+		return 0, 0, false
+	}
+	nd, ns, stuffed := dotCopy(d.buf[len(d.buf):cap(d.buf)], p, prev, !d.raw)
+	d.buf = d.buf[:len(d.buf)+nd]
+	return ns, nd - stuffed, true
 }
 
 // stateAfter returns the state after the octet c, inside a line if it is
@@ -365,121 +372,7 @@ func stateAfter(c byte, state uint8) uint8 {
 	case '\r':
 		return dotCR
 	}
-	return state
-}
-
-// lineOctets scans the line of p at i octet by octet, as where a bare CR
-// may be: it returns where the unwritten rest starts, where scanning goes
-// on, the state there, how many octets it inserted (a CR before a bare
-// LF), and false if writing failed.
-func (d *DotWriter) lineOctets(p []byte, start, i int) (int, int, uint8, int, bool) {
-	k := lineEnd(p, i)
-	switch {
-	case k == len(p):
-		return start, k, dotData, 0, true
-	case p[k] == '\r':
-		return start, k + 1, dotCR, 0, true
-	}
-	// A bare LF: supply its CR.
-	if !d.run(p[start:k]) || !d.put('\r') {
-		return start, 0, dotData, 0, false
-	}
-	return k, k + 1, dotBOL, 1, true
-}
-
-// bareCR reports whether p[seg:stop], which holds pairs CRLF pairs, has a
-// CR not followed by an LF, other than a CR ending p, whose LF may come
-// with the next Write.
-func bareCR(p []byte, seg, stop, pairs int) bool {
-	crs := pairs
-	if stop == len(p) && p[stop-1] == '\r' {
-		crs++
-	}
-	return bytes.Count(p[seg:stop], crBytes) != crs
-}
-
-// lfLines writes the lines of LF-only text from p[start:], where p[stop]
-// is a bare LF, supplying a CR before each LF, for as long as the next line
-// has no leading "." and no CR and ends in an LF. It returns where the
-// unwritten rest starts (at the last LF), how many CRs it supplied, the
-// cached index of the next CR, and false if writing failed.
-func (d *DotWriter) lfLines(p []byte, start, stop, nextCR int) (int, int, int, bool) {
-	ins := 0
-	for {
-		// The LF itself starts the next run.
-		b := p[start:stop]
-		if len(b) < dotDirect && len(d.buf)+len(b) < cap(d.buf) {
-			d.buf = append(d.buf, b...)
-			d.buf = append(d.buf, '\r')
-		} else if !d.run(b) || !d.put('\r') {
-			return start, ins, nextCR, false
-		}
-		ins++
-		start = stop
-		i := stop + 1
-		if i == len(p) || p[i] == '.' && !d.raw {
-			return start, ins, nextCR, true
-		}
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
-			return start, ins, nextCR, true
-		}
-		j += i
-		if nextCR = crFrom(p, i, nextCR); nextCR < j {
-			return start, ins, nextCR, true
-		}
-		stop = j
-	}
-}
-
-// stretch finds, from p[i] inside a line, the end of a stretch of CRLF
-// lines that need nothing inserted if they hold no bare CR: it returns where
-// the stretch stops (a bare LF, a line starting with ".", or the end of p)
-// and how many CRLF pairs it holds.
-func (d *DotWriter) stretch(p []byte, i int) (stop, pairs int) {
-	for {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
-			return len(p), pairs
-		}
-		j += i
-		if j == i || p[j-1] != '\r' {
-			return j, pairs // bare LF
-		}
-		pairs++
-		i = j + 1
-		if i == len(p) || p[i] == '.' && !d.raw {
-			return i, pairs
-		}
-	}
-}
-
-// crFrom returns the index of the first CR in p at or after from, or
-// len(p); cached is an earlier answer, still good if it is at or after
-// from.
-func crFrom(p []byte, from, cached int) int {
-	if cached >= from {
-		return cached
-	}
-	return indexCR(p, from)
-}
-
-// indexCR returns the index of the first CR in p at or after from, or
-// len(p).
-func indexCR(p []byte, from int) int {
-	if k := bytes.IndexByte(p[from:], '\r'); k >= 0 {
-		return from + k
-	}
-	return len(p)
-}
-
-// lineEnd returns the index of the first CR or LF in p at or after i, or
-// len(p).
-func lineEnd(p []byte, i int) int {
-	for i < len(p) && p[i] != '\r' && p[i] != '\n' {
-		i++
-	}
-	return i
+	return dotData
 }
 
 var crBytes = []byte{'\r'}

@@ -1,0 +1,134 @@
+package smtp
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// cleanRef is cleanPrefix octet by octet: the model the block scans must
+// agree with.
+func cleanRef(p []byte, prev byte, dots bool) int {
+	for i, c := range p {
+		switch {
+		case prev == '\r' && c != '\n':
+			return i - 1
+		case c == '\n' && prev != '\r', c == '.' && prev == '\n' && dots:
+			return i
+		}
+		prev = c
+	}
+	return len(p)
+}
+
+// cleanWords is cleanPrefix with the portable block scan.
+func cleanWords(p []byte, prev byte, dots bool) int {
+	i := scanWords(p, prev, dots)
+	if i > 0 {
+		prev = p[i-1]
+	}
+	return i + cleanRef(p[i:], prev, dots)
+}
+
+func checkClean(t *testing.T, p []byte, prev byte, dots bool) {
+	t.Helper()
+	want := cleanRef(p, prev, dots)
+	require.Equal(t, want, cleanPrefix(p, prev, dots), "cleanPrefix(%q, %q, %v)", p, prev, dots)
+	require.Equal(t, want, cleanWords(p, prev, dots), "portable scan of %q, %q, %v", p, prev, dots)
+}
+
+// The block scans (SSE2 on amd64, 8-octet words elsewhere) stop where the
+// octet-by-octet model stops, at every position in a block and across
+// block boundaries, for text dense in CR, LF and ".".
+func TestCleanPrefix_AgreesWithTheModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "a.\r\n"
+	for range 20000 {
+		n := r.IntN(80)
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		checkClean(t, p, "\nx"[r.IntN(2)], r.IntN(2) == 0)
+	}
+	// Clean CRLF text with one fault placed at every offset.
+	line := []byte("abc\r\ndefgh\r\nij\r\n.k\r\n")
+	var base []byte
+	for len(base) < 96 {
+		base = append(base, line...)
+	}
+	for at := range base {
+		for _, c := range []byte{'\r', '\n', '.'} {
+			p := append([]byte(nil), base...)
+			p[at] = c
+			checkClean(t, p, '\n', true)
+			checkClean(t, p, 'x', false)
+		}
+	}
+}
+
+func FuzzCleanPrefix(f *testing.F) {
+	f.Add([]byte("line one\r\nline two\r\n.dot\r\n"), byte('\n'), true)
+	f.Add([]byte("0123456789abcdef\r0123456789abcdef\n"), byte('x'), false)
+	f.Add([]byte("0123456789abcde\r\n.123456789abcdef"), byte('\n'), true)
+	f.Fuzz(func(t *testing.T, p []byte, prev byte, dots bool) {
+		if prev == '\r' {
+			prev = 'x' // never called after a CR
+		}
+		checkClean(t, p, prev, dots)
+	})
+}
+
+// copyRef is dotCopy octet by octet: src in canonical, dot-stuffed form,
+// a CR ending src left as it is (its LF, if any, is the next octet's).
+func copyRef(src []byte, prev byte, dots bool) []byte {
+	var out []byte
+	for _, c := range src {
+		lineStart := prev == '\n'
+		if prev == '\r' && c != '\n' {
+			out = append(out, '\n')
+			lineStart = true
+		}
+		if c == '\n' && prev != '\r' {
+			out = append(out, '\r')
+		}
+		if c == '.' && lineStart && dots {
+			out = append(out, '.')
+		}
+		out = append(out, c)
+		prev = c
+	}
+	return out
+}
+
+// dotCopy writes what the octet-by-octet model writes for the octets it
+// takes, and takes whole blocks while there is room, whatever the density
+// of CRs, LFs and dots.
+func TestDotCopy_AgreesWithTheModel(t *testing.T) {
+	if _, ns, _ := dotCopy(make([]byte, 256), make([]byte, 64), '\n', true); ns == 0 {
+		t.Skip("no dotCopy on this architecture")
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, alphabet := range []string{"a.\r\n", "abc\n", "abcdefgh\r\n", "..\r", "abcdefghijklmnopqrstuvwxyz"} {
+		for range 5000 {
+			src := make([]byte, r.IntN(300))
+			for i := range src {
+				src[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			dst := make([]byte, r.IntN(400))
+			prev := "\n\rx"[r.IntN(3)]
+			dots := r.IntN(2) == 0
+			nd, ns, stuffed := dotCopy(dst, src, prev, dots)
+			require.Zero(t, ns%16)
+			require.LessOrEqual(t, ns+16, max(len(src), 16))
+			want := copyRef(src[:ns], prev, dots)
+			require.Equal(t, string(want), string(dst[:nd]), "src %q prev %q dots %v", src[:ns], prev, dots)
+			require.Equal(t, bytes.Count(want, []byte("."))-bytes.Count(src[:ns], []byte(".")), stuffed)
+			if len(src)-ns >= 32 {
+				require.Greater(t, nd+64, len(dst), "stopped only for want of room")
+			}
+		}
+	}
+}
