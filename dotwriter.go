@@ -375,8 +375,6 @@ func stateAfter(c byte, state uint8) uint8 {
 	return dotData
 }
 
-var crBytes = []byte{'\r'}
-
 // run writes b, buffering it if it is short.
 func (d *DotWriter) run(b []byte) bool {
 	if len(b) >= dotDirect {

@@ -499,25 +499,11 @@ func (f *feeder) piece(p []byte) error {
 	return f.m.tick()
 }
 
-var lfBytes = []byte{'\n'}
-
-// isCanonical reports whether p needs no conversion: every LF follows a CR
-// and every CR precedes an LF. (With as many CRs as LFs, every LF having a
-// CR before it means every CR has an LF after it.)
+// isCanonical reports whether p, which ends in LF, needs no conversion:
+// every LF follows a CR and every CR precedes an LF. It looks at each
+// octet once, a block at a time (cleanPrefix).
 func isCanonical(p []byte) bool {
-	if bytes.Count(p, crBytes) != bytes.Count(p, lfBytes) {
-		return false
-	}
-	for i := 0; ; {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
-			return true
-		}
-		if i+j == 0 || p[i+j-1] != '\r' {
-			return false
-		}
-		i += j + 1
-	}
+	return cleanPrefix(p, '\n', false) == len(p)
 }
 
 const feedBufSize = 64 << 10
