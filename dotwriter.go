@@ -54,10 +54,12 @@ var dotEnd = []byte("\r\n.\r\n")
 // offset basis of RFC 1845 checkpoint/restart, which [DotWriter.Skip] uses
 // to resume an interrupted transfer.
 //
-// DotWriter scans its input and writes long runs of it in a single call to
-// the underlying writer. Short pieces are collected in a small internal
-// buffer, which is always emptied before Write or Close returns; a DotWriter
-// never holds data between calls. It does not allocate in the steady state.
+// DotWriter scans its input a block of octets at a time and writes long
+// runs of it in a single call to the underlying writer. Short pieces, and
+// text with many lines to convert or stuff, are collected in a small
+// internal buffer, which is always emptied before Write or Close returns; a
+// DotWriter never holds data between calls. It does not allocate in the
+// steady state.
 type DotWriter struct {
 	w      io.Writer
 	buf    []byte // pending output, written to w before Write returns

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 )
@@ -17,6 +18,64 @@ import (
 // one. The octet at the returned index, if any, is a bare LF, a bare CR or
 // a line-initial ".".
 func cleanPrefix(p []byte, prev byte, dots bool) int {
+	i, stop := hopLines(p, prev, dots)
+	if stop {
+		return i
+	}
+	if i > 0 {
+		prev = '\n'
+	}
+	return i + cleanBlocks(p[i:], prev, dots)
+}
+
+// hopLine is the line length from which hopping from LF to LF with
+// bytes.IndexByte, which the runtime runs at the machine's full vector
+// width, beats the block scan.
+const hopLine = 128
+
+// hopLines goes over the long lines at the start of p, from LF to LF, and
+// counts their CRs once at the end. It returns where it stopped and whether
+// that is cleanPrefix's answer (an LF that does not follow a CR, or a "."
+// that starts a line); if not, the block scan goes on from there, at a line
+// start if it is not 0.
+func hopLines(p []byte, prev byte, dots bool) (int, bool) {
+	if dots && prev == '\n' && len(p) > 0 && p[0] == '.' {
+		return 0, true
+	}
+	i, pairs := 0, 0
+	for len(p)-i > hopLine {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < hopLine {
+			break // a short line, or no more LFs: the block scan goes on
+		}
+		lf := i + j
+		if p[lf-1] != '\r' {
+			return settle(p, lf, pairs, true)
+		}
+		pairs++
+		i = lf + 1
+		if dots && i < len(p) && p[i] == '.' {
+			return settle(p, i, pairs, true)
+		}
+	}
+	return settle(p, i, pairs, false)
+}
+
+// settle checks that the pairs LFs hopped over in p[:i] are the only ones
+// with a CR before them, so that there is no bare CR: then i is where
+// hopLines stopped, with stop as it says. With a bare CR the block scan
+// starts again from 0 to find it.
+func settle(p []byte, i, pairs int, stop bool) (int, bool) {
+	if bytes.Count(p[:i], crOctet) != pairs {
+		return 0, false
+	}
+	return i, stop
+}
+
+var crOctet = []byte{'\r'}
+
+// cleanBlocks is cleanPrefix with the block scan alone.
+func cleanBlocks(p []byte, prev byte, dots bool) int {
 	i := 0
 	if len(p) >= 16 {
 		i = scanBlocks(p, prev, dots)

@@ -69,7 +69,28 @@ func TestCleanPrefix_AgreesWithTheModel(t *testing.T) {
 	}
 }
 
+// The same on long lines, where cleanPrefix hops from LF to LF before the
+// block scan: a fault anywhere, after lines long and short.
+func TestCleanPrefix_LongLines(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 3000 {
+		var p []byte
+		for len(p) < 1500 {
+			n := 1 + r.IntN(300)
+			for range n {
+				p = append(p, 'a'+byte(r.IntN(26)))
+			}
+			p = append(p, '\r', '\n')
+		}
+		if r.IntN(4) > 0 {
+			p[r.IntN(len(p))] = "\r\n."[r.IntN(3)]
+		}
+		checkClean(t, p, "\nx"[r.IntN(2)], r.IntN(2) == 0)
+	}
+}
+
 func FuzzCleanPrefix(f *testing.F) {
+	f.Add(bytes.Repeat([]byte("a long line of text, longer than the hop length of one hundred and twenty-eight octets, which makes cleanPrefix hop over it\r\n"), 3), byte('\n'), true)
 	f.Add([]byte("line one\r\nline two\r\n.dot\r\n"), byte('\n'), true)
 	f.Add([]byte("0123456789abcdef\r0123456789abcdef\n"), byte('x'), false)
 	f.Add([]byte("0123456789abcde\r\n.123456789abcdef"), byte('\n'), true)
