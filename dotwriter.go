@@ -313,6 +313,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 			if !d.run(p[start:i]) {
 				return start, false
 			}
+			start = i
 			ns, nd, ok := d.dense(p[i:], prev)
 			if !ok {
 				return i, false

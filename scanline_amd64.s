@@ -40,6 +40,8 @@ notlf:
 	XORQ AX, AX
 	MOVQ CX, R14
 	ANDQ $~63, R14           // end of the 64-octet blocks
+	CMPB ·useAVX2(SB), $0
+	JNE avx2
 
 loop64:
 	CMPQ AX, R14
@@ -88,6 +90,55 @@ block:
 	MOVQ DX, R10
 	ADDQ $64, AX
 	JMP loop64
+
+avx2:
+	VMOVDQU crs<>(SB), Y0
+	VMOVDQU lfs<>(SB), Y1
+	VMOVDQU dots<>(SB), Y2
+
+avxloop:
+	CMPQ AX, R14
+	JAE avxend
+	VMOVDQU (SI)(AX*1), Y3
+	VMOVDQU 32(SI)(AX*1), Y5
+	VPCMPEQB Y0, Y3, Y4
+	VPMOVMSKB Y4, BX
+	VPCMPEQB Y0, Y5, Y4
+	VPMOVMSKB Y4, R8
+	SHLQ $32, R8
+	ORQ R8, BX               // CRs
+	VPCMPEQB Y1, Y3, Y4
+	VPMOVMSKB Y4, DX
+	VPCMPEQB Y1, Y5, Y4
+	VPMOVMSKB Y4, R8
+	SHLQ $32, R8
+	ORQ R8, DX               // LFs
+	VPCMPEQB Y2, Y3, Y4
+	VPMOVMSKB Y4, R12
+	VPCMPEQB Y2, Y5, Y4
+	VPMOVMSKB Y4, R8
+	SHLQ $32, R8
+	ORQ R8, R12              // dots
+	MOVQ BX, R8
+	SHLQ $1, R8
+	ORQ R9, R8
+	XORQ DX, R8              // canonical where zero
+	MOVQ DX, R13
+	SHLQ $1, R13
+	ORQ R10, R13
+	ANDQ R13, R12
+	ANDQ R11, R12            // dots that start a line
+	ORQ R12, R8
+	JNZ avxend               // the 16-octet loop finds it
+	SHRQ $63, BX
+	MOVQ BX, R9
+	SHRQ $63, DX
+	MOVQ DX, R10
+	ADDQ $64, AX
+	JMP avxloop
+
+avxend:
+	VZEROUPPER               // X0-X2 keep the constants
 
 recheck:
 tail16:
@@ -283,3 +334,51 @@ cdone:
 	MOVQ SI, ns+64(FP)
 	MOVQ R9, stuffed+72(FP)
 	RET
+
+// func hasAVX2() bool
+//
+// Reports whether the processor has AVX2 and the operating system saves
+// the YMM registers (CPUID leaves 1 and 7, XCR0).
+TEXT ·hasAVX2(SB), NOSPLIT, $0-1
+	XORL AX, AX
+	XORL CX, CX
+	CPUID
+	CMPL AX, $7
+	JB no
+	MOVL $1, AX
+	XORL CX, CX
+	CPUID
+	ANDL $0x18000000, CX     // OSXSAVE and AVX
+	CMPL CX, $0x18000000
+	JNE no
+	XORL CX, CX
+	BYTE $0x0f; BYTE $0x01; BYTE $0xd0 // XGETBV
+	ANDL $6, AX              // XMM and YMM state
+	CMPL AX, $6
+	JNE no
+	MOVL $7, AX
+	XORL CX, CX
+	CPUID
+	BTL $5, BX               // AVX2
+	JCC no
+	MOVB $1, ret+0(FP)
+	RET
+no:
+	MOVB $0, ret+0(FP)
+	RET
+
+DATA crs<>+0(SB)/8, $0x0d0d0d0d0d0d0d0d
+DATA crs<>+8(SB)/8, $0x0d0d0d0d0d0d0d0d
+DATA crs<>+16(SB)/8, $0x0d0d0d0d0d0d0d0d
+DATA crs<>+24(SB)/8, $0x0d0d0d0d0d0d0d0d
+GLOBL crs<>(SB), RODATA|NOPTR, $32
+DATA lfs<>+0(SB)/8, $0x0a0a0a0a0a0a0a0a
+DATA lfs<>+8(SB)/8, $0x0a0a0a0a0a0a0a0a
+DATA lfs<>+16(SB)/8, $0x0a0a0a0a0a0a0a0a
+DATA lfs<>+24(SB)/8, $0x0a0a0a0a0a0a0a0a
+GLOBL lfs<>(SB), RODATA|NOPTR, $32
+DATA dots<>+0(SB)/8, $0x2e2e2e2e2e2e2e2e
+DATA dots<>+8(SB)/8, $0x2e2e2e2e2e2e2e2e
+DATA dots<>+16(SB)/8, $0x2e2e2e2e2e2e2e2e
+DATA dots<>+24(SB)/8, $0x2e2e2e2e2e2e2e2e
+GLOBL dots<>(SB), RODATA|NOPTR, $32

@@ -37,6 +37,10 @@ func checkClean(t *testing.T, p []byte, prev byte, dots bool) {
 	want := cleanRef(p, prev, dots)
 	require.Equal(t, want, cleanPrefix(p, prev, dots), "cleanPrefix(%q, %q, %v)", p, prev, dots)
 	require.Equal(t, want, cleanWords(p, prev, dots), "portable scan of %q, %q, %v", p, prev, dots)
+	require.Equal(t, want, cleanBlocks(p, prev, dots), "block scan of %q, %q, %v", p, prev, dots)
+	withoutAVX2(func() {
+		require.Equal(t, want, cleanBlocks(p, prev, dots), "block scan without AVX2 of %q, %q, %v", p, prev, dots)
+	})
 }
 
 // The block scans (SSE2 on amd64, 8-octet words elsewhere) stop where the

@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package smtp
+
+// withoutAVX2 does nothing where there is no AVX2 scan.
+func withoutAVX2(func()) bool { return false }
