@@ -141,8 +141,16 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	return nil
 }
 
-// sendTxn sends t with DATA or BDAT, whichever the Batch uses.
+// sendTxn sends t with DATA or BDAT, whichever the Batch uses. The Cmds of
+// its commands come from one slab (MAIL, RCPTs, DATA or a BDAT, the end of
+// the text or RSET, and with LMTP one reply per recipient).
 func (b *Batch) sendTxn(t *txn, l *envelopeLines, m *message) error {
+	n := 4 + len(t.to)
+	if b.c.lmtp {
+		n += len(t.to)
+	}
+	b.c.cmds = make([]Cmd, 0, n)
+	t.rcpts = make([]*Cmd, 0, len(t.to))
 	if b.chunk {
 		return b.sendChunked(t, l, m)
 	}

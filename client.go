@@ -54,7 +54,8 @@ type Client struct {
 
 	rr           replyReader
 	bw           *bufio.Writer
-	pending      []*Cmd        // written, reply still due, oldest first
+	pending      cmdFIFO       // written, reply still due, oldest first
+	cmds         []Cmd         // a slab of fresh Cmds for the transaction being sent (newCmd)
 	pump         *pump         // reads replies concurrently while a group or Batch runs
 	writeTimeout time.Duration // refreshes the write deadline on each write when > 0
 	opDeadline   time.Time     // the context deadline of the call in progress

@@ -29,9 +29,10 @@ type Cmd struct {
 	// the failure that kept the reply from being read.
 	Err error
 
-	cmd  command
-	done bool // the reply has been consumed (consumer goroutine only)
-	read bool // the pump has read the reply (guarded by pump.mu)
+	cmd   command
+	done  bool  // the reply has been consumed (consumer goroutine only)
+	read  bool  // the pump has read the reply (guarded by pump.mu)
+	reply Reply // where Reply points once it is read
 }
 
 // queue writes one command line to the write buffer and appends its Cmd to
@@ -44,14 +45,27 @@ func (c *Client) queue(cmd command, traceLine string, format string, args ...any
 	if len(args) > 0 {
 		line = fmt.Sprintf(format, args...)
 	}
-	x := &Cmd{cmd: cmd}
+	x := c.newCmd(cmd)
 	return x, c.write(x, traceLine, line)
 }
 
 // queueLine is queue for a line that needs no formatting.
 func (c *Client) queueLine(cmd command, line string) (*Cmd, error) {
-	x := &Cmd{cmd: cmd}
+	x := c.newCmd(cmd)
 	return x, c.write(x, "", line)
+}
+
+// newCmd returns a Cmd for cmd, taken from the slab a Batch set aside for
+// its transaction (c.cmds) while there is room in it: one allocation for
+// all the commands of a transaction and their replies.
+func (c *Client) newCmd(cmd command) *Cmd {
+	if n := len(c.cmds); n < cap(c.cmds) {
+		c.cmds = c.cmds[:n+1]
+		x := &c.cmds[n]
+		x.cmd = cmd
+		return x
+	}
+	return &Cmd{cmd: cmd}
 }
 
 // write writes line, then CRLF, for a Cmd the caller made, and appends it
@@ -60,7 +74,7 @@ func (c *Client) write(x *Cmd, traceLine string, line string) error {
 	if c.err != nil {
 		return c.err
 	}
-	if len(c.pending) == 0 && c.unsolicited() {
+	if c.pending.len() == 0 && c.unsolicited() {
 		b, _ := c.rr.r.Peek(c.rr.r.Buffered())
 		return c.fail(protocolError("reply received when none was due", b, nil))
 	}
@@ -84,13 +98,13 @@ func (c *Client) write(x *Cmd, traceLine string, line string) error {
 // expect appends a Cmd for a reply that is due without a command line of
 // its own: the greeting, or the end of message data.
 func (c *Client) expect(cmd command) *Cmd {
-	x := &Cmd{cmd: cmd}
+	x := c.newCmd(cmd)
 	c.due(x)
 	return x
 }
 
 func (c *Client) due(x *Cmd) {
-	c.pending = append(c.pending, x)
+	c.pending.push(x)
 	if c.pump != nil {
 		c.pump.add(x)
 	}
@@ -132,24 +146,18 @@ func (c *Client) next() (*Cmd, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	if len(c.pending) == 0 {
+	if c.pending.len() == 0 {
 		return nil, errors.New("smtp: internal error: no reply is due")
 	}
-	x := c.pending[0]
-	c.pending[0] = nil
-	c.pending = c.pending[1:]
-	if len(c.pending) == 0 {
-		c.pending = c.pending[:0:cap(c.pending)]
-	}
+	x := c.pending.pop()
 	x.done = true
 	var err error
 	if p := c.pump; p != nil {
 		err = p.wait(x, c.deadline(x.cmd.timeout))
 	} else {
 		c.setReadDeadline(x.cmd.timeout)
-		rep := new(Reply)
-		if err = c.rr.read(rep); err == nil {
-			x.Reply = rep
+		if err = c.rr.read(&x.reply); err == nil {
+			x.Reply = &x.reply
 		}
 	}
 	if err != nil {
@@ -211,7 +219,7 @@ func (c *Client) drain() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	for len(c.pending) > 0 {
+	for c.pending.len() > 0 {
 		if _, err := c.next(); err != nil {
 			return err
 		}
@@ -222,10 +230,10 @@ func (c *Client) drain() error {
 // ready reports whether the reply to the oldest command has been read by
 // the pump, so that next will not wait for the network.
 func (c *Client) ready() bool {
-	if len(c.pending) == 0 || c.err != nil || c.pump == nil {
+	if c.pending.len() == 0 || c.err != nil || c.pump == nil {
 		return false
 	}
-	return c.pump.has(c.pending[0])
+	return c.pump.has(c.pending.front())
 }
 
 // roundTrip sends one command alone, a group of one, and reads its reply.
@@ -255,4 +263,48 @@ func (c *Client) commandTimeout(verb string) time.Duration {
 		return c.timeouts.DataTerm
 	}
 	return c.timeouts.Command
+}
+
+// A cmdFIFO is a queue of Cmds that reuses its array: taking from the
+// front leaves room that a later push uses, so a Client in steady use does
+// not allocate for it.
+type cmdFIFO struct {
+	buf  []*Cmd
+	head int
+}
+
+func (q *cmdFIFO) len() int { return len(q.buf) - q.head }
+
+// push appends x, moving the queue to the front of its array rather than
+// growing it when there is room there.
+func (q *cmdFIFO) push(x *Cmd) {
+	if len(q.buf) == cap(q.buf) && q.head > 0 {
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	q.buf = append(q.buf, x)
+}
+
+// front returns the oldest Cmd; the queue must not be empty.
+func (q *cmdFIFO) front() *Cmd { return q.buf[q.head] }
+
+// pop removes and returns the oldest Cmd; the queue must not be empty.
+func (q *cmdFIFO) pop() *Cmd {
+	x := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head++
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	}
+	return x
+}
+
+// items returns the queued Cmds, oldest first, until the next change.
+func (q *cmdFIFO) items() []*Cmd { return q.buf[q.head:] }
+
+// reset empties the queue.
+func (q *cmdFIFO) reset() {
+	clear(q.buf)
+	q.buf, q.head = q.buf[:0], 0
 }

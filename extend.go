@@ -123,7 +123,7 @@ func (c *Client) hijackable() error {
 		return errors.New("smtp: Hijack: a Batch is in progress on this Client")
 	case c.openData != nil:
 		return errors.New("smtp: Hijack: a data phase is in progress (close its writer first)")
-	case len(c.pending) > 0 || c.pump != nil:
+	case c.pending.len() > 0 || c.pump != nil:
 		return errors.New("smtp: Hijack: replies are still due")
 	}
 	return nil

@@ -105,7 +105,7 @@ func (p *Pipeline) Exec(ctx context.Context) error {
 }
 
 func (c *Client) execGroup(cmds []*Cmd, lines []string) error {
-	if len(c.pending) > 0 {
+	if c.pending.len() > 0 {
 		return errors.New("smtp: a group cannot start while replies are due")
 	}
 	pipelining := c.pipelining()

@@ -19,8 +19,8 @@ import (
 type pump struct {
 	c      *Client
 	mu     sync.Mutex
-	toRead []*Cmd // written, reply not read yet, oldest first
-	err    error  // the read failure that stopped the goroutine
+	toRead cmdFIFO // written, reply not read yet, oldest first
+	err    error   // the read failure that stopped the goroutine
 	work   chan struct{}
 	ready  chan struct{}
 	quit   chan struct{}
@@ -37,7 +37,9 @@ func (c *Client) startPump() {
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	p.toRead = append(p.toRead, c.pending...)
+	for _, x := range c.pending.items() {
+		p.toRead.push(x)
+	}
 	c.pump = p
 	go p.run()
 }
@@ -50,7 +52,7 @@ func (c *Client) stopPump() {
 	if p == nil {
 		return
 	}
-	if len(c.pending) > 0 && c.err == nil {
+	if c.pending.len() > 0 && c.err == nil {
 		c.fail(errors.New("smtp: replies still due when pipelining ended"))
 	}
 	close(p.quit)
@@ -61,7 +63,7 @@ func (c *Client) stopPump() {
 	c.pump = nil
 	// Replies read before a failure still count: a restart needs to know
 	// which recipients were accepted.
-	for _, x := range c.pending {
+	for _, x := range c.pending.items() {
 		if !x.read {
 			break
 		}
@@ -70,7 +72,7 @@ func (c *Client) stopPump() {
 			x.Err = x.Reply.err()
 		}
 	}
-	c.pending = c.pending[:0]
+	c.pending.reset()
 }
 
 func wake(ch chan struct{}) {
@@ -82,7 +84,7 @@ func wake(ch chan struct{}) {
 
 func (p *pump) add(x *Cmd) {
 	p.mu.Lock()
-	p.toRead = append(p.toRead, x)
+	p.toRead.push(x)
 	p.mu.Unlock()
 	wake(p.work)
 }
@@ -97,7 +99,7 @@ func (p *pump) run() {
 	defer close(p.done)
 	for {
 		p.mu.Lock()
-		for len(p.toRead) == 0 {
+		for p.toRead.len() == 0 {
 			p.mu.Unlock()
 			select {
 			case <-p.work:
@@ -106,11 +108,10 @@ func (p *pump) run() {
 			}
 			p.mu.Lock()
 		}
-		x := p.toRead[0]
+		x := p.toRead.front()
 		p.mu.Unlock()
 
-		rep := new(Reply)
-		err := p.c.rr.read(rep)
+		err := p.c.rr.read(&x.reply) // x is the consumer's again only once read is set
 
 		p.mu.Lock()
 		if err != nil {
@@ -119,10 +120,9 @@ func (p *pump) run() {
 			wake(p.ready)
 			return
 		}
-		x.Reply = rep
+		x.Reply = &x.reply
 		x.read = true
-		p.toRead[0] = nil
-		p.toRead = p.toRead[1:]
+		p.toRead.pop()
 		p.mu.Unlock()
 		wake(p.ready)
 	}

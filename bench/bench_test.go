@@ -300,6 +300,7 @@ func BenchmarkSMTPSink(b *testing.B) {
 
 func TestMain(m *testing.M) {
 	childMain()
+	serverMain()
 	code := m.Run()
 	if theSink != nil {
 		theSink.stop()

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/resmtp/smtp/bench/discard"
+)
+
+// serverEnv makes the test binary a discarding server: it prints its
+// address and serves until its standard input closes.
+const serverEnv = "RESMTP_BENCH_SERVER"
+
+// serverMain runs the discarding server of BenchmarkClientAllocs in this
+// process, if asked to.
+func serverMain() {
+	ext, ok := os.LookupEnv(serverEnv)
+	if !ok {
+		return
+	}
+	cfg := discard.Config{}
+	if ext != "" {
+		cfg.Extensions = strings.Split(ext, ",")
+	}
+	s, err := discard.NewServer(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(s.Addr)
+	io.Copy(io.Discard, os.Stdin)
+	s.Close()
+	os.Exit(0)
+}
+
+// startServerProcess starts a discarding server in a process of its own,
+// offering ext ("" for its defaults), and returns its address.
+func startServerProcess(b *testing.B, ext string) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serverEnv+"="+ext)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { in.Close(); cmd.Wait() })
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.TrimSpace(addr)
+}
+
+// BenchmarkClientAllocs sends b.N messages (2 KiB, 3 recipients) over one
+// connection, or through a Pool from 8 goroutines, to a discarding server
+// in another process, so that allocs/op and B/op count the client alone.
+//
+//	go test -run '^$' -bench ClientAllocs -benchmem -count 6 . | tee allocs.txt
+func BenchmarkClientAllocs(b *testing.B) {
+	full := startServerProcess(b, "")
+	dataOnly := startServerProcess(b, "PIPELINING,8BITMIME,SIZE 1073741824")
+	for _, c := range clients {
+		addr := dataOnly
+		if strings.Contains(c.name, "CHUNKING") {
+			addr = full
+		}
+		b.Run(slug(c.name), func(b *testing.B) {
+			w := newWorkload(b.N)
+			b.ReportAllocs()
+			if err := c.run(context.Background(), addr, w); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	for _, c := range poolClients {
+		addr := dataOnly
+		if strings.Contains(c.name, "CHUNKING") {
+			addr = full
+		}
+		b.Run("G=8/"+slug(c.name), func(b *testing.B) {
+			w := newWorkload(b.N)
+			b.ReportAllocs()
+			if err := c.run(context.Background(), addr, 8, b.N, w); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
