@@ -438,6 +438,12 @@ var errRcptNotSent = errors.New("smtp: RCPT not sent")
 // rcptResults returns the recipients' outcomes as far as known.
 func (t *txn) rcptResults() []RcptResult {
 	res := make([]RcptResult, len(t.to))
+	t.fillRcptResults(res)
+	return res
+}
+
+// fillRcptResults sets res, of len(t.to), as rcptResults returns it.
+func (t *txn) fillRcptResults(res []RcptResult) {
 	for i, r := range t.to {
 		rr := RcptResult{Addr: r.Addr, Err: errRcptNotSent}
 		switch {
@@ -448,15 +454,30 @@ func (t *txn) rcptResults() []RcptResult {
 		}
 		res[i] = rr
 	}
-	return res
+}
+
+// resultFor returns a Result with Recipients of n, in one allocation for
+// up to four recipients.
+func resultFor(n int) *Result {
+	if n > 4 {
+		return &Result{Recipients: make([]RcptResult, n)}
+	}
+	box := &struct {
+		r  Result
+		rr [4]RcptResult
+	}{}
+	box.r.Recipients = box.rr[:n:n]
+	return &box.r
 }
 
 // finish works out a transaction's outcome from its replies and reports it.
 func (b *Batch) finish(t *txn) {
-	res := &Result{Recipients: make([]RcptResult, len(t.to)), Octets: t.octets, Transmitted: t.sent, resumed: t.held != nil}
+	res := resultFor(len(t.to))
+	res.Octets, res.Transmitted, res.resumed = t.octets, t.sent, t.held != nil
+	t.fillRcptResults(res.Recipients)
 	var refused []RcptResult
 	lmtp := t.lmtp
-	for i, rr := range t.rcptResults() {
+	for i, rr := range res.Recipients {
 		if rr.Err == nil && len(lmtp) > 0 {
 			rr.Delivery, rr.Err = lmtp[0].Reply, lmtp[0].Err
 			lmtp = lmtp[1:]

@@ -138,6 +138,7 @@ type envelopeLines struct {
 	verb  string // MAIL, or SEND, SOML, SAML
 	mail  string
 	rcpts []string
+	rcpt0 [4]string // storage for rcpts, for up to four recipients
 }
 
 // buildEnvelope checks env against the server's extensions and returns its
@@ -158,6 +159,13 @@ func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error
 	if l.mail, err = c.mailCommand(env, size, utf8); err != nil {
 		return nil, err
 	}
+	l.rcpts = l.rcpt0[:0]
+	if len(env.To) > len(l.rcpt0) {
+		l.rcpts = make([]string, 0, len(env.To))
+	}
+	if plainRcpts(l, env.To) {
+		return l, nil
+	}
 	for _, r := range env.To {
 		line, err := rcptCommand(c.ext, r)
 		if err != nil {
@@ -166,6 +174,33 @@ func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error
 		l.rcpts = append(l.rcpts, line)
 	}
 	return l, nil
+}
+
+// plainRcpts appends to l the RCPT lines of to, if none has a parameter,
+// all cut from one string: one allocation. It reports whether it did.
+func plainRcpts(l *envelopeLines, to []Recipient) bool {
+	const frame = len("RCPT TO:<>")
+	n := 0
+	for _, r := range to {
+		if len(r.Notify) > 0 || r.ORCPT != "" || frame+len(r.Addr) > maxRcptLine {
+			return false
+		}
+		n += frame + len(r.Addr)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, r := range to {
+		b.WriteString("RCPT TO:<")
+		b.WriteString(r.Addr)
+		b.WriteByte('>')
+	}
+	all := b.String()
+	for _, r := range to {
+		k := frame + len(r.Addr)
+		l.rcpts = append(l.rcpts, all[:k])
+		all = all[k:]
+	}
+	return true
 }
 
 // checkAddresses checks the envelope's paths (validateAddress) and reports
