@@ -53,12 +53,13 @@ type txn struct {
 	to     []Recipient
 	mail   *Cmd
 	rcpts  []*Cmd
-	data   *Cmd   // DATA, or nil with BDAT
-	chunks []*Cmd // BDAT commands
-	lmtp   []*Cmd // LMTP: one reply after the data per accepted recipient
-	end    *Cmd   // the command whose reply ends the transaction
-	lone   bool   // a lone "." was sent after every recipient failed
-	hold   bool   // checkpointed: read the final reply before anything else
+	data   *Cmd    // DATA, or nil with BDAT
+	chunks []*Cmd  // BDAT commands
+	chunk0 [1]*Cmd // storage for chunks, for a message in one chunk
+	lmtp   []*Cmd  // LMTP: one reply after the data per accepted recipient
+	end    *Cmd    // the command whose reply ends the transaction
+	lone   bool    // a lone "." was sent after every recipient failed
+	hold   bool    // checkpointed: read the final reply before anything else
 	// held, for a transaction resumed after a restart, is what the server
 	// holds of it (RFC 1845 §3); nil otherwise.
 	held   *holding
@@ -151,6 +152,7 @@ func (b *Batch) sendTxn(t *txn, l *envelopeLines, m *message) error {
 	}
 	b.c.cmds = make([]Cmd, 0, n)
 	t.rcpts = make([]*Cmd, 0, len(t.to))
+	t.chunks = t.chunk0[:0]
 	if b.chunk {
 		return b.sendChunked(t, l, m)
 	}

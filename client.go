@@ -65,6 +65,9 @@ type Client struct {
 	canon        *DotWriter   // canonical form for BDAT
 	feedBuf      []byte       // message input buffer
 	chunkOut     appendWriter // BDAT chunk being built
+	feeder       feeder       // feed's state, kept here so that feed does not allocate
+	chunker      chunker      // writeChunks' state, likewise
+	lineBuf      []byte       // a command line being built (BDAT)
 	batch        *Batch       // the Batch in progress, if any
 	openData     *DataWriter  // the data phase in progress, if any
 	hijacked     bool         // the connection is the caller's (Hijack)

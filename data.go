@@ -251,7 +251,7 @@ func (c *Client) endText(replies int, lmtp *[]*Cmd) *Cmd {
 func (c *Client) writeData(m *message, skip int64) (int64, error) {
 	c.startText()
 	c.writeTimeout = c.timeouts.DataBlock
-	err := c.feed(m, c.dot, nil, skip, feedBufSize, nil)
+	err := c.feed(m, c.dot, nil, skip, feedBufSize)
 	c.writeTimeout = 0
 	if err != nil {
 		var se *sourceError
@@ -275,7 +275,9 @@ func (c *Client) writeData(m *message, skip int64) (int64, error) {
 // without LAST, and RSET clears it before the next one.
 func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 	c := b.c
-	ch := &chunker{b: b, t: t, m: m, out: &c.chunkOut}
+	ch := &c.chunker // a field of the Client: no allocation
+	*ch = chunker{b: b, t: t, m: m, out: &c.chunkOut}
+	defer func() { *ch = chunker{} }()
 	ch.out.b = ch.out.b[:0]
 	var w *DotWriter
 	if !m.binary {
@@ -285,18 +287,17 @@ func (b *Batch) writeChunks(t *txn, m *message, skip int64) error {
 		c.canon.Reset(ch.out)
 		w = c.canon
 	}
-	err := c.feed(m, w, ch.direct, skip, c.chunkSize, func() error { return ch.emit(false) })
+	err := c.feed(m, w, ch, skip, c.chunkSize)
 	if err == nil && !ch.sentLast {
 		err = ch.emit(true)
 	}
 	t.octets = m.canonical
-	var se *sourceError
 	switch {
 	case err == nil:
 		c.progress(m.canonical, m.canonical)
 		return nil
 	case errors.Is(err, errChunkRefused):
-	case errors.As(err, &se):
+	case isSourceError(err):
 		t.err = err
 	default:
 		return err
@@ -321,14 +322,15 @@ type chunker struct {
 // for the reply and returns errChunkRefused for a refusal.
 func (ch *chunker) send(chunk []byte, last bool) error {
 	c, t := ch.b.c, ch.t
-	line := "BDAT " + strconv.Itoa(len(chunk))
+	line := strconv.AppendInt(append(c.lineBuf[:0], "BDAT "...), int64(len(chunk)), 10)
 	if last {
 		if err := ch.m.end(); err != nil {
 			return err
 		}
-		line += " LAST"
+		line = append(line, " LAST"...)
 	}
-	x, err := c.queueLine(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, line)
+	c.lineBuf = append(line, "\r\n"...)
+	x, err := c.queueBytes(command{verb: "BDAT", expect: 250, timeout: c.timeouts.DataTerm}, c.lineBuf)
 	if err != nil {
 		return err
 	}
@@ -386,6 +388,12 @@ func (ch *chunker) direct(piece []byte, last bool) error {
 }
 
 var errChunkRefused = errors.New("smtp: BDAT refused")
+
+// isSourceError reports whether err is a failure to read the message.
+func isSourceError(err error) bool {
+	var se *sourceError
+	return errors.As(err, &se)
+}
 
 // appendWriter collects what the canonical writer produces.
 type appendWriter struct{ b []byte }

@@ -71,12 +71,8 @@ func (c *Client) newCmd(cmd command) *Cmd {
 // write writes line, then CRLF, for a Cmd the caller made, and appends it
 // to the FIFO.
 func (c *Client) write(x *Cmd, traceLine string, line string) error {
-	if c.err != nil {
-		return c.err
-	}
-	if c.pending.len() == 0 && c.unsolicited() {
-		b, _ := c.rr.r.Peek(c.rr.r.Buffered())
-		return c.fail(protocolError("reply received when none was due", b, nil))
+	if err := c.writable(); err != nil {
+		return err
 	}
 	_, err := c.bw.WriteString(line)
 	if err == nil {
@@ -91,6 +87,36 @@ func (c *Client) write(x *Cmd, traceLine string, line string) error {
 			traceLine = line
 		}
 		t.CommandSent(traceLine)
+	}
+	return nil
+}
+
+// queueBytes is queueLine for a line in a buffer of the caller's, which
+// ends in CRLF: no string is made for it unless a trace wants one.
+func (c *Client) queueBytes(cmd command, line []byte) (*Cmd, error) {
+	x := c.newCmd(cmd)
+	if err := c.writable(); err != nil {
+		return x, err
+	}
+	if _, err := c.bw.Write(line); err != nil {
+		return x, c.fail(netError("writing "+x.cmd.verb, err))
+	}
+	c.due(x)
+	if t := c.trace; t != nil && t.CommandSent != nil {
+		t.CommandSent(string(line[:len(line)-2]))
+	}
+	return x, nil
+}
+
+// writable returns the error that keeps a command from being written: the
+// Client's failure, or a reply that came although none was due.
+func (c *Client) writable() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.pending.len() == 0 && c.unsolicited() {
+		b, _ := c.rr.r.Peek(c.rr.r.Buffered())
+		return c.fail(protocolError("reply received when none was due", b, nil))
 	}
 	return nil
 }

@@ -299,17 +299,18 @@ func (o *octetAt) Write(p []byte) (int, error) {
 
 // feed reads m from the canonical offset skip on and writes it: through w
 // (the DotWriter for DATA, the canonical writer for BDAT), or, for binary
-// content, to direct, which learns which piece is the last when the source's
-// length is known. It hands over pieces of at most size octets that end
-// at line ends where they can, records resume points at line ends about
-// every resumeEvery octets, and calls chunk after each piece (BDAT cuts
-// chunks there) and progress with the canonical octets so far.
+// content, to ch.direct, which learns which piece is the last when the
+// source's length is known. It hands over pieces of at most size octets
+// that end at line ends where they can, records resume points at line ends
+// about every resumeEvery octets, and with BDAT (ch not nil) lets ch cut
+// chunks after each piece; it reports progress with the canonical octets so
+// far.
 //
-// With BDAT (direct not nil), a piece that is already in canonical form goes
-// to direct as it is, without a copy; an in-memory message (a bytes.Reader,
-// strings.Reader or bytes.Buffer) is not copied into a buffer at all. max
-// size w must have been Reset; feed closes it.
-func (c *Client) feed(m *message, w *DotWriter, direct func(piece []byte, last bool) error, skip int64, size int, chunk func() error) error {
+// With BDAT, a piece that is already in canonical form goes to ch.direct as
+// it is, without a copy; an in-memory message (a bytes.Reader,
+// strings.Reader or bytes.Buffer) is not copied into a buffer at all. w
+// must have been Reset; feed closes it.
+func (c *Client) feed(m *message, w *DotWriter, ch *chunker, skip int64, size int) error {
 	p := m.pointBefore(skip)
 	if m.binary {
 		p = ResumePoint{skip, skip} // canonical is the source itself
@@ -325,7 +326,9 @@ func (c *Client) feed(m *message, w *DotWriter, direct func(piece []byte, last b
 	if cap(c.feedBuf) < size {
 		c.feedBuf = make([]byte, size)
 	}
-	f := &feeder{c: c, m: m, w: w, direct: direct, chunk: chunk, src: p.Source, buf: c.feedBuf[:size]}
+	f := &c.feeder // a field of the Client: no allocation
+	*f = feeder{c: c, m: m, w: w, ch: ch, src: p.Source, buf: c.feedBuf[:size]}
+	defer func() { *f = feeder{} }()
 	switch r.(type) {
 	case *bytes.Reader, *strings.Reader, *bytes.Buffer:
 		_, err = r.(io.WriterTo).WriteTo(f)
@@ -335,7 +338,7 @@ func (c *Client) feed(m *message, w *DotWriter, direct func(piece []byte, last b
 	if err == nil && f.carry > 0 {
 		err = f.piece(f.buf[:f.carry])
 	}
-	if err == nil && w != nil && direct == nil {
+	if err == nil && w != nil && ch == nil {
 		err = m.end() // before DATA's final "."
 	}
 	if err == nil && w != nil {
@@ -353,9 +356,8 @@ type feeder struct {
 	c      *Client
 	m      *message
 	w      *DotWriter
-	direct func(piece []byte, last bool) error
-	chunk  func() error
-	src    int64  // source offset of the next octet
+	ch     *chunker // BDAT: where pieces go, and who cuts chunks; nil for DATA
+	src    int64    // source offset of the next octet
 	buf    []byte // holds a partial line between writes
 	carry  int    // octets held in buf
 }
@@ -447,11 +449,11 @@ func (f *feeder) piece(p []byte) error {
 	last := f.m.size >= 0 && f.src+int64(len(p)) == f.m.size
 	switch {
 	case w == nil:
-		if err := f.direct(p, last); err != nil {
+		if err := f.ch.direct(p, last); err != nil {
 			return err
 		}
 		f.src += int64(len(p))
-	case f.direct != nil && w.passable() && p[len(p)-1] == '\n' && isCanonical(p):
+	case f.ch != nil && w.passable() && p[len(p)-1] == '\n' && isCanonical(p):
 		// Canonical and source offsets move together here: resume points
 		// at the line starts after every resumeEvery octets, recorded
 		// before the write, which may break off anywhere in the piece.
@@ -465,7 +467,7 @@ func (f *feeder) piece(p []byte) error {
 			f.m.record(ResumePoint{Canonical: start.Canonical + int64(at), Source: start.Source + int64(at)})
 		}
 		w.advance(len(p))
-		if err := f.direct(p, last); err != nil {
+		if err := f.ch.direct(p, last); err != nil {
 			return err
 		}
 		f.src += int64(len(p))
@@ -489,8 +491,8 @@ func (f *feeder) piece(p []byte) error {
 			p = p[n:]
 		}
 	}
-	if f.chunk != nil {
-		if err := f.chunk(); err != nil {
+	if f.ch != nil {
+		if err := f.ch.emit(false); err != nil {
 			return err
 		}
 	}
