@@ -56,6 +56,7 @@ type Client struct {
 	bw           *bufio.Writer
 	pending      cmdFIFO       // written, reply still due, oldest first
 	cmds         []Cmd         // a slab of fresh Cmds for the transaction being sent (newCmd)
+	spare        *pump         // the stopped pump, started again by the next Batch
 	pump         *pump         // reads replies concurrently while a group or Batch runs
 	writeTimeout time.Duration // refreshes the write deadline on each write when > 0
 	opDeadline   time.Time     // the context deadline of the call in progress

@@ -15,33 +15,45 @@ import (
 // The pump reads only while a reply is due, so it is idle, not blocked on
 // the network, whenever every reply has been read. Its goroutine ends when
 // the pump is stopped or the connection fails; it never outlives the call
-// or the Batch that started it.
+// or the Batch that started it. A stopped pump is kept by its Client and
+// started again for the next Batch, channels, timer and queue included.
 type pump struct {
-	c      *Client
-	mu     sync.Mutex
-	toRead cmdFIFO // written, reply not read yet, oldest first
-	err    error   // the read failure that stopped the goroutine
-	work   chan struct{}
-	ready  chan struct{}
-	quit   chan struct{}
-	done   chan struct{}
-	timer  *time.Timer
+	c        *Client
+	mu       sync.Mutex
+	toRead   cmdFIFO // written, reply not read yet, oldest first
+	err      error   // the read failure that stopped the goroutine
+	stopping bool    // stopPump asks the goroutine to end once idle
+	work     chan struct{}
+	ready    chan struct{}
+	running  sync.WaitGroup
+	timer    *time.Timer
 }
 
 // startPump starts reading replies concurrently; stopPump ends it.
 func (c *Client) startPump() {
-	p := &pump{
-		c:     c,
-		work:  make(chan struct{}, 1),
-		ready: make(chan struct{}, 1),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+	p := c.spare
+	if p == nil {
+		p = &pump{c: c, work: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
 	}
+	c.spare = nil
+	p.err, p.stopping = nil, false
+	drain(p.work)
+	drain(p.ready)
+	p.toRead.reset()
 	for _, x := range c.pending.items() {
 		p.toRead.push(x)
 	}
 	c.pump = p
+	p.running.Add(1)
 	go p.run()
+}
+
+// drain empties a wake-up channel.
+func drain(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+	}
 }
 
 // stopPump waits for the reader goroutine to end. Every reply due must have
@@ -55,12 +67,16 @@ func (c *Client) stopPump() {
 	if c.pending.len() > 0 && c.err == nil {
 		c.fail(errors.New("smtp: replies still due when pipelining ended"))
 	}
-	close(p.quit)
-	<-p.done
+	p.mu.Lock()
+	p.stopping = true
+	p.mu.Unlock()
+	wake(p.work)
+	p.running.Wait()
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	c.pump = nil
+	p.toRead.reset() // what a failure left: the spare holds no Cmd
+	c.pump, c.spare = nil, p
 	// Replies read before a failure still count: a restart needs to know
 	// which recipients were accepted.
 	for _, x := range c.pending.items() {
@@ -96,16 +112,16 @@ func (p *pump) has(x *Cmd) bool {
 }
 
 func (p *pump) run() {
-	defer close(p.done)
+	defer p.running.Done()
 	for {
 		p.mu.Lock()
 		for p.toRead.len() == 0 {
-			p.mu.Unlock()
-			select {
-			case <-p.work:
-			case <-p.quit:
+			if p.stopping {
+				p.mu.Unlock()
 				return
 			}
+			p.mu.Unlock()
+			<-p.work
 			p.mu.Lock()
 		}
 		x := p.toRead.front()
