@@ -353,13 +353,13 @@ func (c *Client) feed(m *message, w *DotWriter, ch *chunker, skip int64, size in
 
 // A feeder cuts a message into pieces for feed.
 type feeder struct {
-	c      *Client
-	m      *message
-	w      *DotWriter
-	ch     *chunker // BDAT: where pieces go, and who cuts chunks; nil for DATA
-	src    int64    // source offset of the next octet
-	buf    []byte // holds a partial line between writes
-	carry  int    // octets held in buf
+	c     *Client
+	m     *message
+	w     *DotWriter
+	ch    *chunker // BDAT: where pieces go, and who cuts chunks; nil for DATA
+	src   int64    // source offset of the next octet
+	buf   []byte   // holds a partial line between writes
+	carry int      // octets held in buf
 }
 
 func (f *feeder) count() int64 {
