@@ -33,6 +33,9 @@ func cleanPrefix(p []byte, prev byte, dots bool) int {
 // width, beats the block scan.
 const hopLine = 128
 
+// hopReach bounds the search for the next LF.
+const hopReach = 4096
+
 // hopLines goes over the long lines at the start of p, from LF to LF, and
 // counts their CRs once at the end. It returns where it stopped and whether
 // that is cleanPrefix's answer (an LF that does not follow a CR, or a "."
@@ -44,9 +47,11 @@ func hopLines(p []byte, prev byte, dots bool) (int, bool) {
 	}
 	i, pairs := 0, 0
 	for len(p)-i > hopLine {
-		j := bytes.IndexByte(p[i:], '\n')
+		// Within hopReach: text without LFs (bare CRs) must not be
+		// searched to its end again at every change.
+		j := bytes.IndexByte(p[i:min(len(p), i+hopReach)], '\n')
 		if j < hopLine {
-			break // a short line, or no more LFs: the block scan goes on
+			break // a short line, or none within reach: the block scan goes on
 		}
 		lf := i + j
 		if p[lf-1] != '\r' {
