@@ -288,8 +288,7 @@ func (p *Pool) dispatch(h *poolHost) {
 func (p *Pool) take(h *poolHost) *queuedSend {
 	for len(h.queue) > 0 {
 		s := h.queue[0]
-		h.queue[0] = nil
-		h.queue = h.queue[1:]
+		h.queue = slices.Delete(h.queue, 0, 1) // in place: the array is reused
 		if err := s.ctx.Err(); err != nil {
 			s.finish(nil, fmt.Errorf("smtp: %w", context.Cause(s.ctx)))
 			continue

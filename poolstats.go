@@ -70,13 +70,19 @@ func (p *Pool) count(dest string, q *queuedSend) {
 	if res != nil {
 		s.Octets += res.Transmitted
 	}
-	var re *RecipientsError
 	switch {
-	case err == nil, errors.As(err, &re) && re.Accepted > 0:
+	case err == nil, someAccepted(err):
 		s.Delivered++
 	case (&RcptResult{Err: err}).Status() == Bounced:
 		s.Bounced++
 	default:
 		s.Deferred++
 	}
+}
+
+// someAccepted reports whether err is a RecipientsError after which the
+// message went to some recipients.
+func someAccepted(err error) bool {
+	var re *RecipientsError
+	return errors.As(err, &re) && re.Accepted > 0
 }

@@ -148,6 +148,11 @@ func (p *pump) run() {
 // zero.
 func (p *pump) wait(x *Cmd, deadline time.Time) error {
 	var expired <-chan time.Time
+	defer func() {
+		if expired != nil {
+			p.timer.Stop()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		read, err := x.read, p.err
@@ -166,7 +171,6 @@ func (p *pump) wait(x *Cmd, deadline time.Time) error {
 				p.timer.Reset(d)
 			}
 			expired = p.timer.C
-			defer p.timer.Stop()
 		}
 		select {
 		case <-p.ready:

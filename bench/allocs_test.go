@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/resmtp/smtp/bench/discard"
@@ -66,7 +67,9 @@ func startServerProcess(b *testing.B, ext string) string {
 
 // BenchmarkClientAllocs sends b.N messages (2 KiB, 3 recipients) over one
 // connection, or through a Pool from 8 goroutines, to a discarding server
-// in another process, so that allocs/op and B/op count the client alone.
+// in another process, so that allocs/op, B/op and the CPU time it reports
+// (cpu-ns/msg: user and system time of this process, from getrusage)
+// count the client alone.
 //
 //	go test -run '^$' -bench ClientAllocs -benchmem -count 6 . | tee allocs.txt
 func BenchmarkClientAllocs(b *testing.B) {
@@ -80,9 +83,11 @@ func BenchmarkClientAllocs(b *testing.B) {
 		b.Run(slug(c.name), func(b *testing.B) {
 			w := newWorkload(b.N)
 			b.ReportAllocs()
+			cpu := cpuTime()
 			if err := c.run(context.Background(), addr, w); err != nil {
 				b.Fatal(err)
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/msg")
 		})
 	}
 	for _, c := range poolClients {
@@ -93,9 +98,21 @@ func BenchmarkClientAllocs(b *testing.B) {
 		b.Run("G=8/"+slug(c.name), func(b *testing.B) {
 			w := newWorkload(b.N)
 			b.ReportAllocs()
+			cpu := cpuTime()
 			if err := c.run(context.Background(), addr, 8, b.N, w); err != nil {
 				b.Fatal(err)
 			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/msg")
 		})
 	}
+}
+
+// cpuTime returns the user and system CPU time this process has used, in
+// nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
