@@ -179,7 +179,7 @@ func (c *Client) next() (*Cmd, error) {
 	x.done = true
 	var err error
 	if p := c.pump; p != nil {
-		err = p.wait(x, c.deadline(x.cmd.timeout))
+		err = p.wait(x, x.cmd.timeout)
 	} else {
 		c.setReadDeadline(x.cmd.timeout)
 		if err = c.rr.read(&x.reply); err == nil {

@@ -144,10 +144,12 @@ func (p *pump) run() {
 	}
 }
 
-// wait waits until x's reply has been read, until deadline if it is not
-// zero.
-func (p *pump) wait(x *Cmd, deadline time.Time) error {
+// wait waits until x's reply has been read, until the deadline of timeout
+// (and of the call) if it has to block; the deadline is worked out only
+// then, so that a reply already read costs no clock reading.
+func (p *pump) wait(x *Cmd, timeout time.Duration) error {
 	var expired <-chan time.Time
+	armed := false
 	defer func() {
 		if expired != nil {
 			p.timer.Stop()
@@ -163,14 +165,17 @@ func (p *pump) wait(x *Cmd, deadline time.Time) error {
 		if err != nil {
 			return err
 		}
-		if expired == nil && !deadline.IsZero() {
-			d := time.Until(deadline)
-			if p.timer == nil {
-				p.timer = time.NewTimer(d)
-			} else {
-				p.timer.Reset(d)
+		if !armed {
+			armed = true
+			if deadline := p.c.deadline(timeout); !deadline.IsZero() {
+				d := time.Until(deadline)
+				if p.timer == nil {
+					p.timer = time.NewTimer(d)
+				} else {
+					p.timer.Reset(d)
+				}
+				expired = p.timer.C
 			}
-			expired = p.timer.C
 		}
 		select {
 		case <-p.ready:
