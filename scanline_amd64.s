@@ -2,6 +2,36 @@
 
 #include "textflag.h"
 
+// CARRY sets dst to 1 if the low octet of src is c, else to 0.
+#define CARRY(src, c, dst) MOVQ src, dst; XORQ $c, dst; NEGQ dst; SBBQ dst, dst; INCQ dst
+
+// MASKS16 loads 16 octets from src into X3 and sets the bit masks of their
+// CRs, LFs and dots in cr, lf and dot; X3 keeps the octets.
+#define MASKS16(src, cr, lf, dot) \
+	MOVOU src, X3; \
+	MOVOU X3, X4; \
+	PCMPEQB X0, X4; \
+	PMOVMSKB X4, cr; \
+	MOVOU X3, X5; \
+	PCMPEQB X1, X5; \
+	PMOVMSKB X5, lf; \
+	MOVOU X3, X6; \
+	PCMPEQB X2, X6; \
+	PMOVMSKB X6, dot
+
+// SETUP starts both functions: carries saying whether the octet before the
+// text (prevArg) is a CR or an LF, a mask of all ones with dotsArg, and a
+// CR, an LF and a "." in every octet of X0, X1 and X2.
+#define SETUP(prevArg, dotsArg, crCarry, lfCarry, mask) \
+	MOVBQZX prevArg, R8; \
+	CARRY(R8, 13, crCarry); \
+	CARRY(R8, 10, lfCarry); \
+	MOVBQZX dotsArg, mask; \
+	NEGQ mask; \
+	MOVOU crs<>(SB), X0; \
+	MOVOU lfs<>(SB), X1; \
+	MOVOU dots<>(SB), X2
+
 // func scanBlocks(p []byte, prev byte, dots bool) int
 //
 // For each block of octets: bit masks of its CRs, LFs and dots (PCMPEQB,
@@ -15,28 +45,7 @@ TEXT ·scanBlocks(SB), NOSPLIT, $0-40
 	MOVQ p_base+0(FP), SI
 	MOVQ p_len+8(FP), CX
 	ANDQ $~15, CX            // end of the 16-octet blocks (CX is reused)
-	MOVBQZX prev+24(FP), R8
-	XORQ R9, R9              // carry: the previous octet is CR (0 or 1)
-	XORQ R10, R10            // carry: the previous octet is LF (0 or 1)
-	CMPQ R8, $13
-	JNE notcr
-	MOVQ $1, R9
-notcr:
-	CMPQ R8, $10
-	JNE notlf
-	MOVQ $1, R10
-notlf:
-	MOVBQZX dots+25(FP), R11
-	NEGQ R11                 // all ones with dots, else zero
-	MOVQ $0x0d0d0d0d0d0d0d0d, R8
-	MOVQ R8, X0
-	PUNPCKLQDQ X0, X0        // CR in every octet
-	MOVQ $0x0a0a0a0a0a0a0a0a, R8
-	MOVQ R8, X1
-	PUNPCKLQDQ X1, X1        // LF
-	MOVQ $0x2e2e2e2e2e2e2e2e, R8
-	MOVQ R8, X2
-	PUNPCKLQDQ X2, X2        // "."
+	SETUP(prev+24(FP), dots+25(FP), R9, R10, R11) // carries in R9, R10
 	XORQ AX, AX
 	MOVQ CX, R14
 	ANDQ $~63, R14           // end of the 64-octet blocks
@@ -72,24 +81,7 @@ block:
 	ADDQ $16, DI
 	CMPQ DI, $64
 	JB block
-
-	MOVQ BX, R8
-	SHLQ $1, R8
-	ORQ R9, R8
-	XORQ DX, R8              // canonical where zero
-	MOVQ DX, R13
-	SHLQ $1, R13
-	ORQ R10, R13
-	ANDQ R13, R12
-	ANDQ R11, R12            // dots that start a line
-	ORQ R12, R8
-	JNZ recheck
-	SHRQ $63, BX
-	MOVQ BX, R9
-	SHRQ $63, DX
-	MOVQ DX, R10
-	ADDQ $64, AX
-	JMP loop64
+	JMP check64
 
 avx2:
 	VMOVDQU crs<>(SB), Y0
@@ -119,6 +111,10 @@ avxloop:
 	VPMOVMSKB Y4, R8
 	SHLQ $32, R8
 	ORQ R8, R12              // dots
+
+	// Both loops: the masks of 64 octets, CRs in BX, LFs in DX, dots in
+	// R12, are checked here.
+check64:
 	MOVQ BX, R8
 	SHLQ $1, R8
 	ORQ R9, R8
@@ -129,18 +125,23 @@ avxloop:
 	ANDQ R13, R12
 	ANDQ R11, R12            // dots that start a line
 	ORQ R12, R8
-	JNZ avxend               // the 16-octet loop finds it
+	JNZ found64              // the 16-octet loop finds it
 	SHRQ $63, BX
 	MOVQ BX, R9
 	SHRQ $63, DX
 	MOVQ DX, R10
 	ADDQ $64, AX
-	JMP avxloop
+	CMPB ·useAVX2(SB), $0
+	JNE avxloop
+	JMP loop64
+
+found64:
+	CMPB ·useAVX2(SB), $0
+	JE tail16
 
 avxend:
 	VZEROUPPER               // X0-X2 keep the constants
 
-recheck:
 tail16:
 	MOVQ p_len+8(FP), CX     // CX held shift counts
 	ANDQ $~15, CX
@@ -148,15 +149,7 @@ tail16:
 loop16:
 	CMPQ AX, CX
 	JAE done
-	MOVOU (SI)(AX*1), X3
-	MOVOU X3, X4
-	PCMPEQB X0, X4
-	PMOVMSKB X4, BX          // CRs
-	MOVOU X3, X5
-	PCMPEQB X1, X5
-	PMOVMSKB X5, DX          // LFs
-	PCMPEQB X2, X3
-	PMOVMSKB X3, R12         // dots
+	MASKS16((SI)(AX*1), BX, DX, R12) // CRs, LFs, dots
 	MOVL BX, R8
 	SHLL $1, R8
 	ORL R9, R8
@@ -214,29 +207,8 @@ done:
 TEXT ·dotCopy(SB), NOSPLIT, $0-80
 	MOVQ dst_base+0(FP), DI
 	MOVQ src_base+24(FP), SI
-	MOVBQZX prev+48(FP), R8
-	XORQ R11, R11            // carry: the previous octet is CR (0 or 1)
-	XORQ R12, R12            // carry: the previous octet is LF (0 or 1)
+	SETUP(prev+48(FP), dots+49(FP), R11, R12, R13) // carries in R11, R12
 	XORQ R9, R9              // dots inserted
-	CMPQ R8, $13
-	JNE cnotcr
-	MOVQ $1, R11
-cnotcr:
-	CMPQ R8, $10
-	JNE cnotlf
-	MOVQ $1, R12
-cnotlf:
-	MOVBQZX dots+49(FP), R13
-	NEGQ R13                 // all ones with dots, else zero
-	MOVQ $0x0d0d0d0d0d0d0d0d, R8
-	MOVQ R8, X0
-	PUNPCKLQDQ X0, X0
-	MOVQ $0x0a0a0a0a0a0a0a0a, R8
-	MOVQ R8, X1
-	PUNPCKLQDQ X1, X1
-	MOVQ $0x2e2e2e2e2e2e2e2e, R8
-	MOVQ R8, X2
-	PUNPCKLQDQ X2, X2
 
 cloop:
 	MOVQ src_base+24(FP), R8
@@ -249,16 +221,7 @@ cloop:
 	SUBQ $64, R8
 	CMPQ DI, R8
 	JHI cdone                // less than 64 octets of room in dst
-	MOVOU (SI), X3
-	MOVOU X3, X4
-	PCMPEQB X0, X4
-	PMOVMSKB X4, BX          // CRs
-	MOVOU X3, X5
-	PCMPEQB X1, X5
-	PMOVMSKB X5, DX          // LFs
-	MOVOU X3, X6
-	PCMPEQB X2, X6
-	PMOVMSKB X6, AX          // dots
+	MASKS16((SI), BX, DX, AX) // CRs, LFs, dots
 	MOVL BX, R14
 	SHLL $1, R14
 	ORL R11, R14

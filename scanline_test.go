@@ -8,26 +8,36 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// cleanRef is cleanPrefix octet by octet: the model the block scans must
-// agree with.
+// cleanRef is cleanPrefix octet by octet, looking at each octet and its
+// neighbours: the model the block scans must agree with.
 func cleanRef(p []byte, prev byte, dots bool) int {
-	for i, c := range p {
-		switch {
-		case prev == '\r' && c != '\n':
-			return i - 1
-		case c == '\n' && prev != '\r', c == '.' && prev == '\n' && dots:
+	before := func(i int) byte {
+		if i == 0 {
+			return prev
+		}
+		return p[i-1]
+	}
+	for i := range p {
+		bareLF := p[i] == '\n' && before(i) != '\r'
+		bareCR := p[i] == '\r' && i+1 < len(p) && p[i+1] != '\n'
+		lineDot := dots && p[i] == '.' && before(i) == '\n'
+		if bareLF || bareCR || lineDot {
 			return i
 		}
-		prev = c
 	}
 	return len(p)
 }
 
-// cleanWords is cleanPrefix with the portable block scan.
+// cleanWords is cleanPrefix with the portable block scan, the model
+// finishing what the words leave: a CR ending them is bare if the next
+// octet is not an LF.
 func cleanWords(p []byte, prev byte, dots bool) int {
 	i := scanWords(p, prev, dots)
 	if i > 0 {
 		prev = p[i-1]
+	}
+	if prev == '\r' && i < len(p) && p[i] != '\n' {
+		return i - 1
 	}
 	return i + cleanRef(p[i:], prev, dots)
 }

@@ -62,7 +62,7 @@ func runMinimal(chunking bool) runFunc {
 		go func() {
 			done <- readReplies(br, w.messages*perMessage+1, go354) // +1: QUIT
 		}()
-		body := w.body
+		var body []byte // what follows the envelope
 		if chunking {
 			body = append([]byte("BDAT "+strconv.Itoa(len(w.body))+" LAST\r\n"), w.body...)
 		} else {
