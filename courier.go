@@ -73,10 +73,13 @@ type Courier struct {
 	// Store keeps the checkpoint of each transaction in flight, so that a
 	// program that crashed can Resume it; nil keeps them in memory only.
 	// It is also the sender's ledger: a transaction with a server that
-	// does not offer CHECKPOINT is recorded too, under a LocalID, and every
-	// record is saved once more just before the end of the data goes out
-	// (PhaseUnknown), so that whoever resumes it knows whether the server
-	// may hold the message. That costs one more write per message.
+	// does not offer CHECKPOINT is recorded too, under a LocalID. Every
+	// record is saved again as the data starts and every third of LeaseTTL
+	// while it runs (PhaseData, with the resume points), and just before
+	// the end of the data goes out (PhaseUnknown), so that whoever resumes
+	// it knows whether the server may hold the message. That costs two
+	// writes per message more than the first, and one per third of the
+	// lease of a long transfer.
 	Store CheckpointStore
 	// SpoolMemory and SpoolDir say where a non-seekable message is kept
 	// for restarts; zero and "" mean 8 MiB and os.TempDir().
