@@ -17,6 +17,12 @@ type poolConn struct {
 	sends   int       // messages sent on the connection
 	idleAt  time.Time // when it last ran out of messages
 	coming  bool      // counted in h.coming: about to look at the queue
+	w       poolWorker  // how next waits in h.idle, kept for the next wait
+	timer   *time.Timer // next's idle timer, likewise
+	// bctx is the context of the connection's Batches, which a Send whose
+	// context ends cancels (bcancel); a new one is made only then.
+	bctx    context.Context
+	bcancel context.CancelCauseFunc
 }
 
 // work runs a new connection of h: it dials, then sends until done.
@@ -64,6 +70,11 @@ func (p *Pool) dial(h *poolHost) (*Client, error) {
 // run sends batches of queued messages until the connection is to be
 // closed, then closes it.
 func (cn *poolConn) run() {
+	defer func() {
+		if cn.bcancel != nil {
+			cn.bcancel(nil)
+		}
+	}()
 	s := cn.next()
 	for s != nil {
 		if !cn.idleAt.IsZero() && time.Since(cn.idleAt) >= cn.p.checkIdle() && !cn.check() {
@@ -89,13 +100,19 @@ func (cn *poolConn) next() *queuedSend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cn.arrived()
-	timer := time.NewTimer(p.idleTimeout())
+	if cn.timer == nil {
+		cn.timer = time.NewTimer(p.idleTimeout())
+		cn.w.wake = make(chan struct{}, 1)
+	} else {
+		cn.timer.Reset(p.idleTimeout())
+	}
+	timer, w := cn.timer, &cn.w
 	defer timer.Stop()
 	for {
 		if s := p.take(h); s != nil || p.closed {
 			return s
 		}
-		w := &poolWorker{wake: make(chan struct{}, 1)}
+		drain(w.wake) // a wake that came as the timer fired, last time
 		h.idle = append(h.idle, w)
 		p.mu.Unlock()
 		select {
@@ -177,9 +194,14 @@ func (cn *poolConn) batch(s *queuedSend) (next *queuedSend, ok bool) {
 	}
 	// A Send whose context ends once its transaction is taken closes the
 	// connection: the Batch's context ends with it.
-	bctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	b, err := c.NewBatch(bctx)
+	if cn.bctx == nil || cn.bctx.Err() != nil {
+		if cn.bcancel != nil {
+			cn.bcancel(nil)
+		}
+		cn.bctx, cn.bcancel = context.WithCancelCause(context.Background())
+	}
+	cancel := cn.bcancel
+	b, err := c.NewBatch(cn.bctx)
 	if err != nil {
 		s.finish(nil, err)
 		return nil, false

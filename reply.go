@@ -79,6 +79,8 @@ type replyReader struct {
 	r        *bufio.Reader
 	maxLine  int
 	maxReply int
+	recent   [4]string // the last texts read, shared by the replies that repeat them
+	next     int       // the slot of recent to fill next
 }
 
 // read reads one complete reply into rep. A reply that breaks the grammar or
@@ -114,11 +116,26 @@ func (rr *replyReader) read(rep *Reply) error {
 		} else if code != rep.Code {
 			return protocolError("reply code changed within a multi-line reply", line, nil)
 		}
-		rep.Lines = append(rep.Lines, string(text))
+		rep.Lines = append(rep.Lines, rr.intern(text))
 		if !more {
 			return nil
 		}
 	}
+}
+
+// intern returns text as a string, the same string as a recent line's if
+// the text is the same: a server that answers every RCPT alike costs one
+// string, not one per reply.
+func (rr *replyReader) intern(text []byte) string {
+	for _, s := range rr.recent {
+		if s == string(text) {
+			return s
+		}
+	}
+	s := string(text)
+	rr.recent[rr.next] = s
+	rr.next = (rr.next + 1) % len(rr.recent)
+	return s
 }
 
 // line returns the next line without its line ending. The slice is valid
