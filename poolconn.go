@@ -13,10 +13,10 @@ type poolConn struct {
 	p       *Pool
 	h       *poolHost
 	c       *Client
-	release func()    // gives the Limiter's place back, if any
-	sends   int       // messages sent on the connection
-	idleAt  time.Time // when it last ran out of messages
-	coming  bool      // counted in h.coming: about to look at the queue
+	release func()      // gives the Limiter's place back, if any
+	sends   int         // messages sent on the connection
+	idleAt  time.Time   // when it last ran out of messages
+	coming  bool        // counted in h.coming: about to look at the queue
 	w       poolWorker  // how next waits in h.idle, kept for the next wait
 	timer   *time.Timer // next's idle timer, likewise
 	// bctx is the context of the connection's Batches, which a Send whose
