@@ -304,7 +304,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 		}
 		k := i + cleanPrefix(p[i:], prev, !d.raw)
 		if k == len(p) {
-			i, state = k, stateAfter(p[k-1], state)
+			i, state = k, stateAfter(p[k-1])
 			break
 		}
 		if k-i < dotDense && len(p)-i >= 64 {
@@ -321,7 +321,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 			if ns > 0 {
 				i += ns
 				ins += nd - ns
-				start, state = i, stateAfter(p[i-1], dotData)
+				start, state = i, stateAfter(p[i-1])
 				continue
 			}
 		}
@@ -366,9 +366,9 @@ func (d *DotWriter) dense(p []byte, prev byte) (ns, nd int, ok bool) {
 	return ns, nd - stuffed, true
 }
 
-// stateAfter returns the state after the octet c, inside a line if it is
-// neither CR nor LF; state is the state before it.
-func stateAfter(c byte, state uint8) uint8 {
+// stateAfter returns the state after the octet c: at a line start after
+// LF, after a CR, else inside a line.
+func stateAfter(c byte) uint8 {
 	switch c {
 	case '\n':
 		return dotBOL

@@ -7,8 +7,9 @@ import (
 )
 
 // Finding what a DotWriter must change: most text needs nothing inserted,
-// and the scan that proves it runs on whole blocks of octets at a time
-// (16 with SSE2 on amd64, 8 in portable Go), whatever the line lengths.
+// and the scan that proves it hops from LF to LF over long lines and runs
+// on whole blocks of octets over short ones (64 at a time on amd64, with
+// AVX2 or SSE2; 8 in portable Go), whatever the line lengths.
 
 // cleanPrefix returns the length of the longest prefix of p that a
 // DotWriter passes on unchanged: every LF in it follows a CR, every CR in
