@@ -393,3 +393,18 @@ func TestCourier_ResumeLocalRecord(t *testing.T) {
 		})
 	}
 }
+
+// A CHECKPOINT server that lost the transaction (a restart without its
+// state) answers the restart's MAIL with 250 although the end of the data
+// had reached it: the Courier sends the message again in full and counts a
+// possible copy, which the server indeed holds.
+func TestCourier_RestartAnswered250AfterALostReplyIsAPossibleCopy(t *testing.T) {
+	msg := bigText(64 << 10)
+	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpoint, ConnFaults: map[int]smtptest.Faults{1: {CloseBeforeReply: "."}}})
+	k := testCourier(&Dialer{Trace: &ClientTrace{AttemptFailed: func(string, error) { srv.Checkpoints().Forget() }}})
+	res, err := k.Send(context.Background(), []string{srv.Addr}, &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, bytes.NewReader(msg))
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.PossibleCopies)
+	assert.Len(t, srv.Messages(), 2, "the copy the Result admits")
+	assert.Equal(t, 1, res.Restarts)
+}
