@@ -78,17 +78,10 @@ func (c *Client) write(x *Cmd, traceLine string, line string) error {
 	if err == nil {
 		_, err = c.bw.WriteString("\r\n")
 	}
-	if err != nil {
-		return c.fail(netError("writing "+x.cmd.verb, err))
+	if traceLine == "" {
+		traceLine = line
 	}
-	c.due(x)
-	if t := c.trace; t != nil && t.CommandSent != nil {
-		if traceLine == "" {
-			traceLine = line
-		}
-		t.CommandSent(traceLine)
-	}
-	return nil
+	return c.written(x, err, traceLine, nil)
 }
 
 // queueBytes is queueLine for a line in a buffer of the caller's, which
@@ -98,14 +91,24 @@ func (c *Client) queueBytes(cmd command, line []byte) (*Cmd, error) {
 	if err := c.writable(); err != nil {
 		return x, err
 	}
-	if _, err := c.bw.Write(line); err != nil {
-		return x, c.fail(netError("writing "+x.cmd.verb, err))
+	_, err := c.bw.Write(line)
+	return x, c.written(x, err, "", line[:len(line)-2])
+}
+
+// written finishes writing x's line: a failure stops the Client, else the
+// reply is due and the trace sees the line (traceLine, or raw as a string).
+func (c *Client) written(x *Cmd, err error, traceLine string, raw []byte) error {
+	if err != nil {
+		return c.fail(netError("writing "+x.cmd.verb, err))
 	}
 	c.due(x)
 	if t := c.trace; t != nil && t.CommandSent != nil {
-		t.CommandSent(string(line[:len(line)-2]))
+		if traceLine == "" {
+			traceLine = string(raw)
+		}
+		t.CommandSent(traceLine)
 	}
-	return x, nil
+	return nil
 }
 
 // writable returns the error that keeps a command from being written: the

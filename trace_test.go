@@ -95,3 +95,22 @@ func TestWithClientTrace_Courier(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 2}, attempts)
 }
+
+// The trace sees each BDAT command as it went out, built in the Client's
+// buffer, without its CRLF.
+func TestTrace_SeesBDATLines(t *testing.T) {
+	srv := newTestServer(t, smtptest.Config{Extensions: extCheckpointChunk})
+	var log traceLog
+	c := dialTest(t, srv, &Dialer{Trace: log.trace("t"), ChunkSize: 4})
+	log.take()
+	_, err := c.Send(context.Background(), &Envelope{From: "a@example.org", To: Recipients("b@example.com")}, strings.NewReader("12345678\r\n"))
+	require.NoError(t, err)
+	var bdat []string
+	for _, l := range log.take() {
+		if strings.HasPrefix(l, "t BDAT") {
+			bdat = append(bdat, l)
+		}
+	}
+	assert.Equal(t, []string{"t BDAT 4", "t BDAT 4", "t BDAT 2 LAST"}, bdat, "chunks of ChunkSize octets")
+	require.Len(t, srv.Messages(), 1)
+}
