@@ -307,7 +307,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 			i, state = k, stateAfter(p[k-1])
 			break
 		}
-		if k-i < dotDense && len(p)-i >= 64 {
+		if haveDotCopy && k-i < dotDense && len(p)-i >= 64 {
 			// Short lines that need octets inserted: copy them through
 			// the buffer, converted, a block at a time.
 			if !d.run(p[start:i]) {

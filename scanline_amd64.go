@@ -19,6 +19,9 @@ func hasAVX2() bool
 //go:noescape
 func scanBlocks(p []byte, prev byte, dots bool) int
 
+// haveDotCopy says whether dotCopy does anything here.
+const haveDotCopy = true
+
 // dotCopy copies src to dst in canonical, dot-stuffed (with dots) form, 16
 // octets at a time, while the block and the 16 octets after it lie in src
 // and dst has room for 64 more octets; prev is the octet before src. It
