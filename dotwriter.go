@@ -24,8 +24,10 @@ const (
 	dotDirect = 512
 	// dotDense is the length of a clean run below which the writer copies
 	// text through the buffer a block at a time (dotCopy) instead of
-	// writing the runs between insertions one by one.
-	dotDense = 128
+	// writing the runs between insertions one by one. A run that short
+	// would be copied into the buffer anyway (dotDirect), and dotCopy
+	// converts as it copies.
+	dotDense = dotDirect
 )
 
 // dotEnd is the longest sequence Close may write: the CRLF completing a

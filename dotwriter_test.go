@@ -695,6 +695,8 @@ func mixText(size, minLen, maxLen, dots int, eol string) []byte {
 		}
 		if n > 0 && r.IntN(100) < dots {
 			out[start] = '.'
+		} else if n > 0 && out[start] == '.' {
+			out[start] = ',' // dots per cent of the lines start with ".", no more
 		}
 		out = append(out, eol...)
 	}

@@ -193,33 +193,149 @@ done:
 
 // func dotCopy(dst, src []byte, prev byte, dots bool) (nd, ns, stuffed int)
 //
-// Copies src to dst 16 octets at a time, in canonical form and, with dots,
-// dot-stuffed, for as long as the block and the 16 octets after it lie in
-// src and dst has room for 64 more octets. prev is the octet before src.
-// Per block, from the same masks as scanBlocks: a CR goes in before each
-// LF that does not follow a CR, an LF before each octet that follows a
-// bare CR, and a "." before each "." that starts a line. A block with none
-// of these is stored whole; in one with some, each stretch up to the next
-// insertion is stored with one 16-octet store (it may write past the
-// stretch: the next store overwrites that) and the octets inserted after
-// it. It returns the octets written to dst and taken from src, and the
-// dots it inserted.
-TEXT ·dotCopy(SB), NOSPLIT, $0-80
+// Copies src to dst in canonical form and, with dots, dot-stuffed, for as
+// long as the block and the 16 octets after it lie in src and dst has room
+// for 64 more octets. prev is the octet before src. Per block, from the
+// same masks as scanBlocks: a CR goes in before each LF that does not
+// follow a CR, an LF before each octet that follows a bare CR, and a "."
+// before each "." that starts a line. A block with none of these is stored
+// whole. In one with some but no bare CR, each 8 octets are expanded with
+// PSHUFB (cinsert, aexpand). Otherwise (or without SSSE3) each stretch up
+// to the next insertion is stored with one 16-octet store (it may write
+// past the stretch: the next store overwrites that) and the octets
+// inserted after it (cevents). With AVX2 the blocks are 32 octets, until a
+// bare CR, and where more than half of the recent ones needed insertions
+// every block is expanded without testing: a branch that goes either way
+// at random costs more than the expansion. It returns the octets written
+// to dst and taken from src, and the dots it inserted.
+TEXT ·dotCopy(SB), NOSPLIT, $24-80
 	MOVQ dst_base+0(FP), DI
 	MOVQ src_base+24(FP), SI
 	SETUP(prev+48(FP), dots+49(FP), R11, R12, R13) // carries in R11, R12
+	MOVOU sevens<>(SB), X7
 	XORQ R9, R9              // dots inserted
+	MOVQ src_len+32(FP), R8
+	SUBQ $32, R8
+	JLT cdone
+	ADDQ SI, R8
+	MOVQ R8, slim-8(SP)      // the last block start with 16 octets after the block
+	MOVQ dst_len+8(FP), R8
+	SUBQ $64, R8
+	JLT cdone
+	ADDQ DI, R8
+	MOVQ R8, dlim-16(SP)     // the last output position with 64 octets of room
+	CMPB ·useAVX2(SB), $0
+	JE cloop
+	VMOVDQU crs<>(SB), Y0
+	VMOVDQU lfs<>(SB), Y1
+	VMOVDQU dots<>(SB), Y2
+	VMOVDQU sevens<>(SB), Y7
+	MOVQ R13, dmask-24(SP)
+	XORL R13, R13            // how many of the recent blocks had insertions
+
+	// With AVX2, 32 octets at a time until the end or a bare CR; the
+	// 16-octet loop does the rest.
+aloop:
+	LEAQ 16(SI), R8
+	CMPQ R8, slim-8(SP)
+	JHI aexit
+	CMPQ DI, dlim-16(SP)
+	JHI aexit
+	VMOVDQU (SI), Y3
+	VPCMPEQB Y0, Y3, Y4
+	VPMOVMSKB Y4, BX         // CRs
+	VPCMPEQB Y1, Y3, Y10
+	VPMOVMSKB Y10, DX        // LFs
+	VPCMPEQB Y2, Y3, Y4
+	VPMOVMSKB Y4, AX         // dots
+	MOVQ BX, R14
+	SHLQ $1, R14
+	ORQ R11, R14             // octets after a CR (bit 32: the next block's)
+	MOVL DX, R10
+	NOTL R10
+	ANDL R14, R10            // octets after a bare CR
+	JNZ aexit
+	MOVQ DX, R8
+	SHLQ $1, R8
+	ORQ R12, R8              // octets after an LF: they start a line
+	MOVQ R14, R11
+	SHRQ $32, R11
+	MOVQ R8, R12
+	SHRQ $32, R12
+	MOVL R14, CX
+	NOTL CX
+	ANDL DX, CX              // LFs not after a CR: a CR before them
+	ANDL R8, AX
+	ANDL dmask-24(SP), AX    // dots that start a line: a "." before them
+	MOVL R13, R10
+	SHRL $4, R10
+	SUBL R10, R13
+	MOVL CX, R14
+	ORL AX, R14
+	SETNE R10B
+	MOVBLZX R10B, R10
+	SHLL $4, R10
+	ADDL R10, R13            // 256 times the share of blocks with insertions
+	CMPL R13, $128
+	JA aexpand               // dense: expanding every block beats guessing
+	TESTL R14, R14
+	JNZ aexpand
+	VMOVDQU Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	JMP aloop
+
+aexpand:
+	// Each 8 octets are expanded as in cinsert, two at a time (the lanes
+	// of Y5 and Y6): octets 0-7 and 16-23, then 8-15 and 24-31.
+	POPCNTL AX, AX
+	ADDQ AX, R9              // dots inserted
+	LEAQ ·expandTab(SB), R8
+	VPAND Y7, Y10, Y4
+	VPXOR Y3, Y4, Y4         // the block with its LFs made CRs
+	VPUNPCKLQDQ Y4, Y3, Y5
+	VPUNPCKHQDQ Y4, Y3, Y6
+	MOVL R14, BX
+	SHLL $4, BX
+	ANDL $0xff0, BX          // octets 0-7
+	MOVL R14, DX
+	SHRL $12, DX
+	ANDL $0xff0, DX          // octets 16-23
+	MOVL R14, AX
+	SHRL $4, AX
+	ANDL $0xff0, AX          // octets 8-15
+	MOVL R14, R10
+	SHRL $20, R10
+	ANDL $0xff0, R10         // octets 24-31
+	VMOVDQU (R8)(BX*1), X8
+	VINSERTI128 $1, (R8)(DX*1), Y8, Y8
+	VPSHUFB Y8, Y5, Y5
+	VMOVDQU (R8)(AX*1), X8
+	VINSERTI128 $1, (R8)(R10*1), Y8, Y8
+	VPSHUFB Y8, Y6, Y6
+	VMOVDQU X5, (DI)
+	POPCNTL BX, CX
+	LEAQ 8(DI)(CX*1), DI
+	VMOVDQU X6, (DI)
+	POPCNTL AX, CX
+	LEAQ 8(DI)(CX*1), DI
+	VEXTRACTI128 $1, Y5, (DI)
+	POPCNTL DX, CX
+	LEAQ 8(DI)(CX*1), DI
+	VEXTRACTI128 $1, Y6, (DI)
+	POPCNTL R10, CX
+	LEAQ 8(DI)(CX*1), DI
+	ADDQ $32, SI
+	JMP aloop
+
+aexit:
+	VZEROUPPER               // X0-X2 keep the constants
+	MOVQ dmask-24(SP), R13
 
 cloop:
-	MOVQ src_base+24(FP), R8
-	ADDQ src_len+32(FP), R8
-	SUBQ $32, R8
-	CMPQ SI, R8
+	CMPQ SI, slim-8(SP)
 	JHI cdone                // fewer than 32 octets left in src
-	MOVQ dst_base+0(FP), R8
-	ADDQ dst_len+8(FP), R8
-	SUBQ $64, R8
-	CMPQ DI, R8
+	CMPQ DI, dlim-16(SP)
 	JHI cdone                // less than 64 octets of room in dst
 	MASKS16((SI), BX, DX, AX) // CRs, LFs, dots
 	MOVL BX, R14
@@ -246,10 +362,56 @@ cloop:
 	MOVL CX, R14
 	ORL R10, R14
 	ORL AX, R14
-	JNZ cevents
+	JNZ cinsert
 	MOVOU X3, (DI)
 	ADDQ $16, SI
 	ADDQ $16, DI
+	JMP cloop
+
+cinsert:
+	// Without a bare CR every insertion is one octet before an LF or a
+	// "." of the block, so each half block is expanded with one PSHUFB
+	// (expandTab) from its 8 octets and the same 8 with LFs made CRs: an
+	// octet with an insertion is taken from the second, then the first.
+	TESTL R10, R10
+	JNZ cevents
+	CMPB ·useSSSE3(SB), $0
+	JE cevents
+	LEAQ ·expandTab(SB), R8
+	MOVOU X3, X5
+	PCMPEQB X1, X5
+	PAND X7, X5
+	PXOR X3, X5              // the block with its LFs made CRs
+	MOVOU X3, X4
+	PUNPCKLQDQ X5, X4        // octets 0-7, then the same made CRs
+	PUNPCKHQDQ X5, X3        // octets 8-15, likewise
+	MOVL R14, BX
+	ANDL $0xff, BX
+	MOVL BX, DX
+	SHLL $4, DX
+	MOVOU (R8)(DX*1), X6
+	PSHUFB X6, X4
+	MOVOU X4, (DI)
+	MOVBQZX 4096(R8)(BX*1), DX
+	ADDQ DX, DI
+	MOVL R14, BX
+	SHRL $8, BX
+	MOVL BX, DX
+	SHLL $4, DX
+	MOVOU (R8)(DX*1), X6
+	PSHUFB X6, X3
+	MOVOU X3, (DI)
+	MOVBQZX 4096(R8)(BX*1), DX
+	ADDQ DX, DI
+	MOVL AX, BX              // count the dots inserted
+	ANDL $0xff, BX
+	MOVBQZX 4096(R8)(BX*1), DX
+	ADDQ DX, R9
+	SHRL $8, AX
+	MOVBQZX 4096(R8)(AX*1), DX
+	ADDQ DX, R9
+	SUBQ $16, R9
+	ADDQ $16, SI
 	JMP cloop
 
 cevents:
@@ -311,8 +473,8 @@ TEXT ·hasAVX2(SB), NOSPLIT, $0-1
 	MOVL $1, AX
 	XORL CX, CX
 	CPUID
-	ANDL $0x18000000, CX     // OSXSAVE and AVX
-	CMPL CX, $0x18000000
+	ANDL $0x18800000, CX     // OSXSAVE, AVX and POPCNT
+	CMPL CX, $0x18800000
 	JNE no
 	XORL CX, CX
 	BYTE $0x0f; BYTE $0x01; BYTE $0xd0 // XGETBV
@@ -330,6 +492,23 @@ no:
 	MOVB $0, ret+0(FP)
 	RET
 
+// func hasSSSE3() bool
+//
+// Reports whether the processor has SSSE3 (CPUID leaf 1).
+TEXT ·hasSSSE3(SB), NOSPLIT, $0-1
+	MOVL $1, AX
+	XORL CX, CX
+	CPUID
+	SHRL $9, CX
+	ANDL $1, CX
+	MOVB CX, ret+0(FP)
+	RET
+
+DATA sevens<>+0(SB)/8, $0x0707070707070707
+DATA sevens<>+8(SB)/8, $0x0707070707070707
+DATA sevens<>+16(SB)/8, $0x0707070707070707
+DATA sevens<>+24(SB)/8, $0x0707070707070707
+GLOBL sevens<>(SB), RODATA|NOPTR, $32
 DATA crs<>+0(SB)/8, $0x0d0d0d0d0d0d0d0d
 DATA crs<>+8(SB)/8, $0x0d0d0d0d0d0d0d0d
 DATA crs<>+16(SB)/8, $0x0d0d0d0d0d0d0d0d

@@ -13,3 +13,15 @@ func withoutAVX2(f func()) bool {
 	f()
 	return true
 }
+
+// withoutSSSE3 runs f with dotCopy inserting octets one by one, if the
+// processor would otherwise use PSHUFB, and reports whether it did.
+func withoutSSSE3(f func()) bool {
+	if !useSSSE3 {
+		return false
+	}
+	useSSSE3 = false
+	defer func() { useSSSE3 = true }()
+	f()
+	return true
+}

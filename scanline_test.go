@@ -145,25 +145,63 @@ func TestDotCopy_AgreesWithTheModel(t *testing.T) {
 	if _, ns, _ := dotCopy(make([]byte, 256), make([]byte, 64), '\n', true); ns == 0 {
 		t.Skip("no dotCopy on this architecture")
 	}
+	checkDotCopy(t)
+	withoutAVX2(func() {
+		checkDotCopy(t) // SSE2, PSHUFB
+		withoutSSSE3(func() { checkDotCopy(t) })
+	})
+}
+
+func checkDotCopy(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, alphabet := range []string{"a.\r\n", "abc\n", "abcdefgh\r\n", "..\r", "abcdefghijklmnopqrstuvwxyz"} {
-		for range 5000 {
-			src := make([]byte, r.IntN(300))
-			for i := range src {
-				src[i] = alphabet[r.IntN(len(alphabet))]
+	alphabets := []string{"a.\r\n", "abc\n", "abcdefgh\r\n", "..\r", "abcdefghijklmnopqrstuvwxyz"}
+	for i := range len(alphabets) + 1 {
+		for range 3000 {
+			// Each alphabet alone, then text whose density changes: up to
+			// four stretches, each in an alphabet of its own.
+			var src []byte
+			for range 1 + r.IntN(4)*(i/len(alphabets)) {
+				alphabet := alphabets[r.IntN(len(alphabets))]
+				if i < len(alphabets) {
+					alphabet = alphabets[i]
+				}
+				for range r.IntN(300) {
+					src = append(src, alphabet[r.IntN(len(alphabet))])
+				}
 			}
-			dst := make([]byte, r.IntN(400))
-			prev := "\n\rx"[r.IntN(3)]
-			dots := r.IntN(2) == 0
-			nd, ns, stuffed := dotCopy(dst, src, prev, dots)
-			require.Zero(t, ns%16)
-			require.LessOrEqual(t, ns+16, max(len(src), 16))
-			want := copyRef(src[:ns], prev, dots)
-			require.Equal(t, string(want), string(dst[:nd]), "src %q prev %q dots %v", src[:ns], prev, dots)
-			require.Equal(t, bytes.Count(want, []byte("."))-bytes.Count(src[:ns], []byte(".")), stuffed)
-			if len(src)-ns >= 32 {
-				require.Greater(t, nd+64, len(dst), "stopped only for want of room")
-			}
+			dst := make([]byte, r.IntN(2*len(src)+64))
+			checkDotCopyOnce(t, dst, src, "\n\rx"[r.IntN(3)], r.IntN(2) == 0)
 		}
 	}
+}
+
+// checkDotCopyOnce checks one call of dotCopy against copyRef.
+func checkDotCopyOnce(t *testing.T, dst, src []byte, prev byte, dots bool) {
+	t.Helper()
+	nd, ns, stuffed := dotCopy(dst, src, prev, dots)
+	require.Zero(t, ns%16)
+	require.LessOrEqual(t, ns+16, max(len(src), 16))
+	want := copyRef(src[:ns], prev, dots)
+	require.Equal(t, string(want), string(dst[:nd]), "src %q prev %q dots %v", src[:ns], prev, dots)
+	require.Equal(t, bytes.Count(want, []byte("."))-bytes.Count(src[:ns], []byte(".")), stuffed)
+	if len(src)-ns >= 32 {
+		require.Greater(t, nd+64, len(dst), "stopped only for want of room")
+	}
+}
+
+func FuzzDotCopy(f *testing.F) {
+	f.Add([]byte("a\n.b\nc\r\n.d\r\nline\n.\n..\nabcdefghijklmnopqrstuvwxyz\r\n.a\nb\r\n"), byte('\n'), true, 200)
+	f.Add([]byte("0123456789abcdef\r0123456789abcdef\n.0123456789abcdef\r\n"), byte('x'), false, 64)
+	f.Add(bytes.Repeat([]byte(".a\n"), 100), byte('\r'), true, 1000)
+	f.Fuzz(func(t *testing.T, src []byte, prev byte, dots bool, room int) {
+		if room < 0 || room > 4*len(src)+64 {
+			room = 2*len(src) + 64
+		}
+		dst := make([]byte, room)
+		checkDotCopyOnce(t, dst, src, prev, dots)
+		withoutAVX2(func() {
+			checkDotCopyOnce(t, dst, src, prev, dots)
+			withoutSSSE3(func() { checkDotCopyOnce(t, dst, src, prev, dots) })
+		})
+	})
 }
