@@ -19,6 +19,47 @@
 	PCMPEQB X2, X6; \
 	PMOVMSKB X6, dot
 
+// EXPAND32 writes the 32 octets in data at DI, each 8 expanded as in
+// cinsert with the insertions in the low 32 bits of R14, two 8 at a time
+// (the lanes of Y6 and Y8: octets 0-7 and 16-23, then 8-15 and 24-31).
+// lfs has 0xff where data has an LF; R8 holds expandTab. DI moves past
+// the output. It uses AX, BX, CX, DX, R10, Y4, Y6, Y8 and Y9.
+#define EXPAND32(data, lfs) \
+	VPAND Y7, lfs, Y4; \
+	VPXOR data, Y4, Y4; \
+	VPUNPCKLQDQ Y4, data, Y6; \
+	VPUNPCKHQDQ Y4, data, Y8; \
+	MOVL R14, BX; \
+	SHLL $4, BX; \
+	ANDL $0xff0, BX; \
+	MOVL R14, DX; \
+	SHRL $12, DX; \
+	ANDL $0xff0, DX; \
+	MOVL R14, AX; \
+	SHRL $4, AX; \
+	ANDL $0xff0, AX; \
+	MOVL R14, R10; \
+	SHRL $20, R10; \
+	ANDL $0xff0, R10; \
+	VMOVDQU (R8)(BX*1), X9; \
+	VINSERTI128 $1, (R8)(DX*1), Y9, Y9; \
+	VPSHUFB Y9, Y6, Y6; \
+	VMOVDQU (R8)(AX*1), X9; \
+	VINSERTI128 $1, (R8)(R10*1), Y9, Y9; \
+	VPSHUFB Y9, Y8, Y8; \
+	POPCNTL BX, BX; \
+	POPCNTL AX, AX; \
+	POPCNTL DX, DX; \
+	VMOVDQU X6, (DI); \
+	ADDQ BX, DI; \
+	VMOVDQU X8, 8(DI); \
+	ADDQ AX, DI; \
+	VEXTRACTI128 $1, Y6, 16(DI); \
+	ADDQ DX, DI; \
+	VEXTRACTI128 $1, Y8, 24(DI); \
+	POPCNTL R10, R10; \
+	LEAQ 32(DI)(R10*1), DI
+
 // SETUP starts both functions: carries saying whether the octet before the
 // text (prevArg) is a CR or an LF, a mask of all ones with dotsArg, and a
 // CR, an LF and a "." in every octet of X0, X1 and X2.
@@ -203,7 +244,7 @@ done:
 // PSHUFB (cinsert, aexpand). Otherwise (or without SSSE3) each stretch up
 // to the next insertion is stored with one 16-octet store (it may write
 // past the stretch: the next store overwrites that) and the octets
-// inserted after it (cevents). With AVX2 the blocks are 32 octets, until a
+// inserted after it (cevents). With AVX2 the blocks are 64 octets, until a
 // bare CR, and where more than half of the recent ones needed insertions
 // every block is expanded without testing: a branch that goes either way
 // at random costs more than the expansion. It returns the octets written
@@ -233,99 +274,81 @@ TEXT ·dotCopy(SB), NOSPLIT, $24-80
 	MOVQ R13, dmask-24(SP)
 	XORL R13, R13            // how many of the recent blocks had insertions
 
-	// With AVX2, 32 octets at a time until the end or a bare CR; the
+	// With AVX2, 64 octets at a time until the end or a bare CR; the
 	// 16-octet loop does the rest.
 aloop:
-	LEAQ 16(SI), R8
+	LEAQ 48(SI), R8
 	CMPQ R8, slim-8(SP)
-	JHI aexit
-	CMPQ DI, dlim-16(SP)
-	JHI aexit
+	JHI aexit                // fewer than 80 octets left in src
+	LEAQ 64(DI), R8
+	CMPQ R8, dlim-16(SP)
+	JHI aexit                // less than 128 octets of room in dst
 	VMOVDQU (SI), Y3
+	VMOVDQU 32(SI), Y5
 	VPCMPEQB Y0, Y3, Y4
-	VPMOVMSKB Y4, BX         // CRs
+	VPMOVMSKB Y4, BX
+	VPCMPEQB Y0, Y5, Y4
+	VPMOVMSKB Y4, R8
+	SHLQ $32, R8
+	ORQ R8, BX               // CRs
 	VPCMPEQB Y1, Y3, Y10
-	VPMOVMSKB Y10, DX        // LFs
+	VPMOVMSKB Y10, DX
+	VPCMPEQB Y1, Y5, Y11
+	VPMOVMSKB Y11, R8
+	SHLQ $32, R8
+	ORQ R8, DX               // LFs
 	VPCMPEQB Y2, Y3, Y4
-	VPMOVMSKB Y4, AX         // dots
+	VPMOVMSKB Y4, AX
+	VPCMPEQB Y2, Y5, Y4
+	VPMOVMSKB Y4, R8
+	SHLQ $32, R8
+	ORQ R8, AX               // dots
 	MOVQ BX, R14
 	SHLQ $1, R14
-	ORQ R11, R14             // octets after a CR (bit 32: the next block's)
-	MOVL DX, R10
-	NOTL R10
-	ANDL R14, R10            // octets after a bare CR
+	ORQ R11, R14             // octets after a CR
+	MOVQ DX, R10
+	NOTQ R10
+	ANDQ R14, R10            // octets after a bare CR
 	JNZ aexit
+	SHRQ $63, BX
+	MOVQ BX, R11             // the next block's carries
 	MOVQ DX, R8
 	SHLQ $1, R8
 	ORQ R12, R8              // octets after an LF: they start a line
-	MOVQ R14, R11
-	SHRQ $32, R11
-	MOVQ R8, R12
-	SHRQ $32, R12
-	MOVL R14, CX
-	NOTL CX
-	ANDL DX, CX              // LFs not after a CR: a CR before them
-	ANDL R8, AX
-	ANDL dmask-24(SP), AX    // dots that start a line: a "." before them
+	MOVQ DX, R12
+	SHRQ $63, R12
+	MOVQ R14, CX
+	NOTQ CX
+	ANDQ DX, CX              // LFs not after a CR: a CR before them
+	ANDQ R8, AX
+	ANDQ dmask-24(SP), AX    // dots that start a line: a "." before them
 	MOVL R13, R10
 	SHRL $4, R10
 	SUBL R10, R13
-	MOVL CX, R14
-	ORL AX, R14
+	MOVQ CX, R14
+	ORQ AX, R14
 	SETNE R10B
 	MOVBLZX R10B, R10
 	SHLL $4, R10
 	ADDL R10, R13            // 256 times the share of blocks with insertions
 	CMPL R13, $128
 	JA aexpand               // dense: expanding every block beats guessing
-	TESTL R14, R14
+	TESTQ R14, R14
 	JNZ aexpand
 	VMOVDQU Y3, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
+	VMOVDQU Y5, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
 	JMP aloop
 
 aexpand:
-	// Each 8 octets are expanded as in cinsert, two at a time (the lanes
-	// of Y5 and Y6): octets 0-7 and 16-23, then 8-15 and 24-31.
-	POPCNTL AX, AX
+	POPCNTQ AX, AX
 	ADDQ AX, R9              // dots inserted
 	LEAQ ·expandTab(SB), R8
-	VPAND Y7, Y10, Y4
-	VPXOR Y3, Y4, Y4         // the block with its LFs made CRs
-	VPUNPCKLQDQ Y4, Y3, Y5
-	VPUNPCKHQDQ Y4, Y3, Y6
-	MOVL R14, BX
-	SHLL $4, BX
-	ANDL $0xff0, BX          // octets 0-7
-	MOVL R14, DX
-	SHRL $12, DX
-	ANDL $0xff0, DX          // octets 16-23
-	MOVL R14, AX
-	SHRL $4, AX
-	ANDL $0xff0, AX          // octets 8-15
-	MOVL R14, R10
-	SHRL $20, R10
-	ANDL $0xff0, R10         // octets 24-31
-	VMOVDQU (R8)(BX*1), X8
-	VINSERTI128 $1, (R8)(DX*1), Y8, Y8
-	VPSHUFB Y8, Y5, Y5
-	VMOVDQU (R8)(AX*1), X8
-	VINSERTI128 $1, (R8)(R10*1), Y8, Y8
-	VPSHUFB Y8, Y6, Y6
-	VMOVDQU X5, (DI)
-	POPCNTL BX, CX
-	LEAQ 8(DI)(CX*1), DI
-	VMOVDQU X6, (DI)
-	POPCNTL AX, CX
-	LEAQ 8(DI)(CX*1), DI
-	VEXTRACTI128 $1, Y5, (DI)
-	POPCNTL DX, CX
-	LEAQ 8(DI)(CX*1), DI
-	VEXTRACTI128 $1, Y6, (DI)
-	POPCNTL R10, CX
-	LEAQ 8(DI)(CX*1), DI
-	ADDQ $32, SI
+	EXPAND32(Y3, Y10)
+	SHRQ $32, R14
+	EXPAND32(Y5, Y11)
+	ADDQ $64, SI
 	JMP aloop
 
 aexit:
