@@ -22,12 +22,6 @@ const (
 	// dotDirect is the length from which a run of input is written
 	// straight to the underlying writer instead of being buffered.
 	dotDirect = 512
-	// dotDense is the length of a clean run below which the writer copies
-	// text through the buffer a block at a time (dotCopy) instead of
-	// writing the runs between insertions one by one. A run that short
-	// would be copied into the buffer anyway (dotDirect), and dotCopy
-	// converts as it copies.
-	dotDense = dotDirect
 )
 
 // dotEnd is the longest sequence Close may write: the CRLF completing a
@@ -316,7 +310,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 				return start, false
 			}
 			start = i
-			ns, nd, ok := d.dense(p[i:], prev)
+			ns, nd, ok := d.dense(p[i:min(len(p), i+dotSpan)], prev)
 			if !ok {
 				return i, false
 			}
@@ -360,7 +354,7 @@ func (d *DotWriter) scan(p []byte) (int, bool) {
 // canonical octets it added to the buffer (stuffing dots are not), and
 // false if flushing the buffer failed.
 func (d *DotWriter) dense(p []byte, prev byte) (ns, nd int, ok bool) {
-	if cap(d.buf)-len(d.buf) < 2*dotDense && !d.grow() {
+	if cap(d.buf)-len(d.buf) < dotBufSize/4 && !d.grow() {
 		return 0, 0, false
 	}
 	nd, ns, stuffed := dotCopy(d.buf[len(d.buf):cap(d.buf)], p, prev, !d.raw)

@@ -31,6 +31,17 @@ func scanBlocks(p []byte, prev byte, dots bool) int
 // haveDotCopy says whether dotCopy does anything here.
 const haveDotCopy = true
 
+const (
+	// dotDense is the length of a clean run below which a DotWriter
+	// copies text through its buffer with dotCopy instead of writing the
+	// runs between insertions one by one. A run that short would be
+	// copied into the buffer anyway (dotDirect), and dotCopy converts as
+	// it copies, at memory speed on clean blocks.
+	dotDense = dotDirect
+	// dotSpan bounds the text given to one dotCopy: none here.
+	dotSpan = 1 << 30
+)
+
 // dotCopy copies src to dst in canonical, dot-stuffed (with dots) form, 16
 // octets at a time, while the block and the 16 octets after it lie in src
 // and dst has room for 64 more octets; prev is the octet before src. It
