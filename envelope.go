@@ -209,18 +209,20 @@ func checkAddresses(env *Envelope) (utf8 bool, err error) {
 	if len(env.To) == 0 {
 		return false, errors.New("smtp: no recipients")
 	}
-	if err := validateAddress(env.From); err != nil {
+	utf8, err = scanAddress(env.From)
+	if err != nil {
 		return false, err
 	}
-	utf8 = env.SMTPUTF8 || !isASCII(env.From)
+	utf8 = utf8 || env.SMTPUTF8
 	for _, r := range env.To {
 		if r.Addr == "" {
 			return false, errors.New("smtp: empty recipient address")
 		}
-		if err := validateAddress(r.Addr); err != nil {
+		nonASCII, err := scanAddress(r.Addr)
+		if err != nil {
 			return false, err
 		}
-		utf8 = utf8 || !isASCII(r.Addr)
+		utf8 = utf8 || nonASCII
 	}
 	return utf8, nil
 }
@@ -272,7 +274,7 @@ func (c *Client) mailCommand(env *Envelope, size int64, utf8 bool) (string, erro
 // sizeParam declares the size where SIZE is offered, refusing a message
 // over the server's limit (RFC 1870 §6.2).
 func sizeParam(b *strings.Builder, c *Client, _ *Envelope, size int64, _ bool) error {
-	limit, ok := c.ext.maxSize()
+	limit, ok := c.extFacts.sizeLimit, c.extFacts.size
 	if !ok || size <= 0 {
 		return nil
 	}
@@ -289,7 +291,7 @@ func sizeParam(b *strings.Builder, c *Client, _ *Envelope, size int64, _ bool) e
 func bodyParam(b *strings.Builder, c *Client, env *Envelope, _ int64, _ bool) error {
 	switch env.Body {
 	case "":
-		if c.ext.has("8BITMIME") {
+		if c.extFacts.eightBitMIME {
 			b.WriteString(" BODY=8BITMIME") // as net/smtp does
 		}
 		return nil
@@ -452,21 +454,53 @@ func notifyValue(v []DSNNotify) (string, error) {
 // the path does, so that no parser, strict or naive, can read the path as
 // ending anywhere but at its closing bracket.
 func validateAddress(addr string) error {
-	if err := validateLine(addr); err != nil {
-		return err
+	_, err := scanAddress(addr)
+	return err
+}
+
+// Classes of octets in an address, for scanAddress.
+const (
+	addrBreak    = 1 << iota // CR, LF or NUL: validateLine says which
+	addrSpecial              // < > " \ [ ]: the address must parse as a path
+	addrNonASCII             // the address needs SMTPUTF8
+)
+
+// addrClasses holds the class of each octet; it is never changed.
+var addrClasses = func() (t [256]uint8) {
+	for _, c := range "\r\n\x00" {
+		t[c] = addrBreak
 	}
-	if strings.ContainsAny(addr, `<>"\[]`) {
+	for _, c := range `<>"\[]` {
+		t[c] = addrSpecial
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = addrNonASCII
+	}
+	return t
+}()
+
+// scanAddress is validateAddress, in one pass over addr that also reports
+// whether addr has non-ASCII octets.
+func scanAddress(addr string) (nonASCII bool, err error) {
+	var class uint8
+	for i := 0; i < len(addr); i++ {
+		class |= addrClasses[addr[i]]
+	}
+	if class&addrBreak != 0 {
+		return false, validateLine(addr)
+	}
+	if class&addrSpecial != 0 {
 		if addr[0] == '<' || addr[len(addr)-1] == '>' {
-			return fmt.Errorf("smtp: invalid address %q: give it without angle brackets", addr)
+			return false, fmt.Errorf("smtp: invalid address %q: give it without angle brackets", addr)
 		}
 		if _, err := ParsePath("<" + addr + ">"); err != nil {
-			return err // matches ErrInvalidPath and says why
+			return false, err // matches ErrInvalidPath and says why
 		}
 	}
 	if len(addr) > 254 {
-		return fmt.Errorf("smtp: address of %d octets is longer than a path may be (RFC 5321 §4.5.3.1.3)", len(addr))
+		return false, fmt.Errorf("smtp: address of %d octets is longer than a path may be (RFC 5321 §4.5.3.1.3)", len(addr))
 	}
-	return nil
+	return class&addrNonASCII != 0, nil
 }
 
 // xtext encodes s as RFC 3461 §4 xtext: "!" to "~" except "+" and "=" stand
@@ -485,15 +519,6 @@ func xtext(s string) string {
 		b.WriteByte(hex[c&15])
 	}
 	return b.String()
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func isPrintableASCII(s string) bool {

@@ -47,6 +47,22 @@ func (e extensions) need(kw, what string) error {
 	return nil
 }
 
+// extFacts is what every MAIL command needs to know of the extensions,
+// worked out once per EHLO instead of once per message.
+type extFacts struct {
+	sizeLimit    int64 // SIZE's limit, 0 for none
+	size         bool  // SIZE is offered
+	eightBitMIME bool
+}
+
+// setExt records the server's extensions (nil before EHLO, after HELO, and
+// after STARTTLS until the next EHLO) and what follows from them.
+func (c *Client) setExt(ext extensions) {
+	c.ext = ext
+	c.extFacts = extFacts{eightBitMIME: ext.has("8BITMIME")}
+	c.extFacts.sizeLimit, c.extFacts.size = ext.maxSize()
+}
+
 // maxSize returns the SIZE extension's limit (0: none given) and whether
 // the server offers SIZE (RFC 1870 §4).
 func (e extensions) maxSize() (int64, bool) {

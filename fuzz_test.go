@@ -400,15 +400,17 @@ type fzEnvInput struct {
 }
 
 func (in fzEnvInput) client() *Client {
-	c := &Client{ext: map[string]string{}}
+	c := &Client{}
+	ext := extensions{}
 	for bit, kw := range []string{"PIPELINING", "SIZE", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8", "DSN", "REQUIRETLS", "CHECKPOINT"} {
 		if in.exts&(1<<bit) != 0 {
-			c.ext[kw] = ""
+			ext[kw] = ""
 		}
 	}
 	if in.exts&fzExtSize != 0 {
-		c.ext["SIZE"] = in.sizeParam
+		ext["SIZE"] = in.sizeParam
 	}
+	c.setExt(ext)
 	c.tls = in.flags&fzFlagTLS != 0
 	c.noChunking = in.flags&fzFlagNoChunking != 0
 	return c

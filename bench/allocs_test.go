@@ -18,6 +18,13 @@ import (
 // address and serves until its standard input closes.
 const serverEnv = "RESMTP_BENCH_SERVER"
 
+// serverCPUEnv pins the discarding server to the CPUs it lists, with
+// taskset(1). Run the benchmark pinned to the others (taskset -c 1 go test
+// ...), and each side has CPUs of its own: without that, the CPU time a
+// client uses per message depends on whether the scheduler puts its
+// threads beside the server's, and varied by 2x from run to run.
+const serverCPUEnv = "RESMTP_BENCH_SERVER_CPU"
+
 // serverMain runs the discarding server of BenchmarkClientAllocs in this
 // process, if asked to.
 func serverMain() {
@@ -44,6 +51,9 @@ func serverMain() {
 // offering ext ("" for its defaults), and returns its address.
 func startServerProcess(b *testing.B, ext string) string {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if cpu := os.Getenv(serverCPUEnv); cpu != "" {
+		cmd = exec.Command("taskset", "-c", cpu, os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), serverEnv+"="+ext)
 	in, err := cmd.StdinPipe()
 	if err != nil {
