@@ -119,16 +119,17 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	if size <= 0 {
 		size = bodySize(msg)
 	}
-	lines, err := c.buildEnvelope(env, size)
-	if err != nil {
+	box := new(sendBox)
+	if err := c.fillEnvelope(&box.lines, env, size); err != nil {
 		return err
 	}
-	m := newMessage(msg, env.Body == BodyBinaryMIME)
-	if m.binary && !b.chunk {
+	box.msg = makeMessage(msg, env.Body == BodyBinaryMIME)
+	if box.msg.binary && !b.chunk {
 		return fmt.Errorf("%w: BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)", ErrExtensionNotOffered)
 	}
-	t := &txn{done: done, to: env.To, hold: env.TransID != ""}
-	err = b.sendTxn(t, lines, m)
+	t := &box.txn
+	*t = txn{done: done, to: env.To, hold: env.TransID != ""}
+	err := b.sendTxn(t, &box.lines, &box.msg, box)
 	if err != nil {
 		b.failed(err, t)
 		if t.complete() || t.inDoubt() {
@@ -142,16 +143,39 @@ func (b *Batch) Send(env *Envelope, msg io.Reader, done func(*Result, error)) er
 	return nil
 }
 
+// sendBox holds what one Send needs, in one allocation: the transaction,
+// its lines and message, and room for the Cmds of up to seven commands
+// (RSET, MAIL, three RCPTs, DATA and its end).
+type sendBox struct {
+	txn   txn
+	lines envelopeLines
+	msg   message
+	cmds  [7]Cmd
+	rcpts [4]*Cmd
+}
+
 // sendTxn sends t with DATA or BDAT, whichever the Batch uses. The Cmds of
 // its commands come from one slab (MAIL, RCPTs, DATA or a BDAT, the end of
-// the text or RSET, and with LMTP one reply per recipient).
-func (b *Batch) sendTxn(t *txn, l *envelopeLines, m *message) error {
-	n := 4 + len(t.to)
+// the text or RSET, and with LMTP one reply per recipient): box's, if t
+// came with one (box may be nil) and they fit in it.
+func (b *Batch) sendTxn(t *txn, l *envelopeLines, m *message, box *sendBox) error {
+	n := 3 + len(t.to) // RSET, MAIL, the RCPTs, and BDAT or DATA
+	if !b.chunk {
+		n++ // the end of the text
+	}
 	if b.c.lmtp {
 		n += len(t.to)
 	}
-	b.c.cmds = make([]Cmd, 0, n)
-	t.rcpts = make([]*Cmd, 0, len(t.to))
+	if box != nil && n <= len(box.cmds) {
+		b.c.cmds = box.cmds[:0:n]
+	} else {
+		b.c.cmds = make([]Cmd, 0, n)
+	}
+	if box != nil && len(t.to) <= len(box.rcpts) {
+		t.rcpts = box.rcpts[:0:len(t.to)]
+	} else {
+		t.rcpts = make([]*Cmd, 0, len(t.to))
+	}
 	t.chunks = t.chunk0[:0]
 	if b.chunk {
 		return b.sendChunked(t, l, m)

@@ -56,6 +56,8 @@ type Client struct {
 	rr           replyReader
 	bw           *bufio.Writer
 	pending      cmdFIFO       // written, reply still due, oldest first
+	unhanded     int           // the newest of pending, not yet given to the pump (handoff)
+	readAhead    int           // the oldest of pending, seen read by the pump (ready)
 	cmds         []Cmd         // a slab of fresh Cmds for the transaction being sent (newCmd)
 	spare        *pump         // the stopped pump, started again by the next Batch
 	pump         *pump         // reads replies concurrently while a group or Batch runs
@@ -202,6 +204,7 @@ type deadlineConn struct {
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {
+	d.c.handoff() // the replies to what goes out now may come back at once
 	// Every write gets a deadline of its own: the command timeout unless
 	// message data is being written. A write outside flush (a pipelined
 	// group or a Text line that fills the buffer) must neither block

@@ -135,8 +135,22 @@ func (c *Client) expect(cmd command) *Cmd {
 func (c *Client) due(x *Cmd) {
 	c.pending.push(x)
 	if c.pump != nil {
-		c.pump.add(x)
+		c.unhanded++
 	}
+}
+
+// handoff gives the pump the commands that became due since the last
+// handoff (the newest c.unhanded of c.pending). It runs before any octet
+// goes to the network (deadlineConn.Write) and before a wait for a reply,
+// so that the pump reads every reply that can come, whatever blocks: once
+// per write, not once per command.
+func (c *Client) handoff() {
+	if c.unhanded == 0 || c.pump == nil {
+		return
+	}
+	xs := c.pending.items()
+	c.pump.add(xs[len(xs)-c.unhanded:])
+	c.unhanded = 0
 }
 
 // unsolicited reports whether reply octets have arrived although no reply
@@ -178,11 +192,16 @@ func (c *Client) next() (*Cmd, error) {
 	if c.pending.len() == 0 {
 		return nil, errors.New("smtp: internal error: no reply is due")
 	}
+	c.handoff()
 	x := c.pending.pop()
 	x.done = true
 	var err error
 	if p := c.pump; p != nil {
-		err = p.wait(x, x.cmd.timeout)
+		if c.readAhead > 0 {
+			c.readAhead-- // seen read by ready
+		} else {
+			err = p.wait(x, x.cmd.timeout)
+		}
 	} else {
 		c.setReadDeadline(x.cmd.timeout)
 		if err = c.rr.read(&x.reply); err == nil {
@@ -258,11 +277,23 @@ func (c *Client) drain() error {
 
 // ready reports whether the reply to the oldest command has been read by
 // the pump, so that next will not wait for the network.
+//
+// It counts, under one lock, every reply in a row the pump has read, so
+// that next takes them without locking again.
 func (c *Client) ready() bool {
 	if c.pending.len() == 0 || c.err != nil || c.pump == nil {
 		return false
 	}
-	return c.pump.has(c.pending.front())
+	if c.readAhead > 0 {
+		return true
+	}
+	xs := c.pending.items()
+	n := c.pump.readAhead(xs[:len(xs)-c.unhanded])
+	if n < 0 {
+		return true // the pump failed: next says how
+	}
+	c.readAhead = n
+	return n > 0
 }
 
 // roundTrip sends one command alone, a group of one, and reads its reply.
@@ -314,9 +345,6 @@ func (q *cmdFIFO) push(x *Cmd) {
 	}
 	q.buf = append(q.buf, x)
 }
-
-// front returns the oldest Cmd; the queue must not be empty.
-func (q *cmdFIFO) front() *Cmd { return q.buf[q.head] }
 
 // pop removes and returns the oldest Cmd; the queue must not be empty.
 func (q *cmdFIFO) pop() *Cmd {

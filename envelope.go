@@ -144,36 +144,50 @@ type envelopeLines struct {
 // buildEnvelope checks env against the server's extensions and returns its
 // MAIL and RCPT lines. size is the declared size, or -1 if unknown.
 func (c *Client) buildEnvelope(env *Envelope, size int64) (*envelopeLines, error) {
+	l := new(envelopeLines)
+	if err := c.fillEnvelope(l, env, size); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// fillEnvelope is buildEnvelope into l.
+func (c *Client) fillEnvelope(l *envelopeLines, env *Envelope, size int64) error {
 	utf8, err := checkAddresses(env)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	switch env.Verb {
 	case "", "MAIL":
 	case "SEND", "SOML", "SAML":
-		return historicLines(env, utf8)
+		h, err := historicLines(env, utf8)
+		if err != nil {
+			return err
+		}
+		*l = *h
+		return nil
 	default:
-		return nil, fmt.Errorf("smtp: invalid transaction verb %q", env.Verb)
+		return fmt.Errorf("smtp: invalid transaction verb %q", env.Verb)
 	}
-	l := &envelopeLines{verb: "MAIL"}
+	l.verb = "MAIL"
 	if l.mail, err = c.mailCommand(env, size, utf8); err != nil {
-		return nil, err
+		return err
 	}
 	l.rcpts = l.rcpt0[:0]
 	if len(env.To) > len(l.rcpt0) {
 		l.rcpts = make([]string, 0, len(env.To))
 	}
 	if plainRcpts(l, env.To) {
-		return l, nil
+		return nil
 	}
 	for _, r := range env.To {
 		line, err := rcptCommand(c.ext, r)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		l.rcpts = append(l.rcpts, line)
 	}
-	return l, nil
+	return nil
 }
 
 // plainRcpts appends to l the RCPT lines of to, if none has a parameter,

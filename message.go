@@ -67,7 +67,13 @@ func (m *message) tick() error {
 }
 
 func newMessage(r io.Reader, binary bool) *message {
-	return &message{r: r, binary: binary, size: bodySize(r), canonical: -1}
+	m := makeMessage(r, binary)
+	return &m
+}
+
+// makeMessage returns the message read from r.
+func makeMessage(r io.Reader, binary bool) message {
+	return message{r: r, binary: binary, size: bodySize(r), canonical: -1}
 }
 
 // makeResumable prepares m to be read again. A source that can seek is

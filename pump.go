@@ -43,6 +43,7 @@ func (c *Client) startPump() {
 	for _, x := range c.pending.items() {
 		p.toRead.push(x)
 	}
+	c.unhanded, c.readAhead = 0, 0
 	c.pump = p
 	p.running.Add(1)
 	go p.run()
@@ -89,6 +90,7 @@ func (c *Client) stopPump() {
 		}
 	}
 	c.pending.reset()
+	c.unhanded, c.readAhead = 0, 0
 }
 
 func wake(ch chan struct{}) {
@@ -98,18 +100,34 @@ func wake(ch chan struct{}) {
 	}
 }
 
-func (p *pump) add(x *Cmd) {
+// add gives the pump xs, whose replies are due, oldest first.
+func (p *pump) add(xs []*Cmd) {
 	p.mu.Lock()
-	p.toRead.push(x)
+	for _, x := range xs {
+		p.toRead.push(x)
+	}
 	p.mu.Unlock()
 	wake(p.work)
 }
 
-func (p *pump) has(x *Cmd) bool {
+// readAhead returns how many of xs, from the first, have their replies
+// read, or -1 if none has and the pump has failed (next reports it). The
+// caller may use the replies it counts without locking again.
+func (p *pump) readAhead(xs []*Cmd) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return x.read || p.err != nil
+	n := 0
+	for n < len(xs) && xs[n].read {
+		n++
+	}
+	if n == 0 && p.err != nil {
+		return -1
+	}
+	return n
 }
+
+// burst bounds the replies the pump reads before it hands them over.
+const burst = 16
 
 func (p *pump) run() {
 	defer p.running.Done()
@@ -124,21 +142,36 @@ func (p *pump) run() {
 			<-p.work
 			p.mu.Lock()
 		}
-		x := p.toRead.front()
+		// The replies due, up to burst of them: each is the consumer's
+		// again only once read is set.
+		var xs [burst]*Cmd
+		n := copy(xs[:], p.toRead.items())
 		p.mu.Unlock()
 
-		err := p.c.rr.read(&x.reply) // x is the consumer's again only once read is set
+		// The first may wait for the network; the others are read only
+		// while they are in the buffer whole, so that a reply read is
+		// never held back waiting for the next one.
+		k := 0
+		var err error
+		for k < n && (k == 0 || p.c.rr.buffered()) {
+			if err = p.c.rr.read(&xs[k].reply); err != nil {
+				break
+			}
+			k++
+		}
 
 		p.mu.Lock()
+		for _, x := range xs[:k] {
+			x.Reply = &x.reply
+			x.read = true
+			p.toRead.pop()
+		}
 		if err != nil {
 			p.err = err
 			p.mu.Unlock()
 			wake(p.ready)
 			return
 		}
-		x.Reply = &x.reply
-		x.read = true
-		p.toRead.pop()
 		p.mu.Unlock()
 		wake(p.ready)
 	}

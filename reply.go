@@ -123,6 +123,23 @@ func (rr *replyReader) read(rep *Reply) error {
 	}
 }
 
+// buffered reports whether a whole reply is in the read buffer already, so
+// that reading it will not wait for the network: a line ending in LF that
+// is not a continuation line ("xyz-").
+func (rr *replyReader) buffered() bool {
+	b, _ := rr.r.Peek(rr.r.Buffered())
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		if i < 4 || b[3] != '-' {
+			return true
+		}
+		b = b[i+1:]
+	}
+}
+
 // intern returns text as a string, the same string as a recent line's if
 // the text is the same: a server that answers every RCPT alike costs one
 // string, not one per reply.

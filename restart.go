@@ -41,7 +41,7 @@ func (b *Batch) sendCheckpointed(to []Recipient, l *envelopeLines, m *message, x
 		b.finish(t)
 		return t, nil
 	}
-	return t, b.sendTxn(t, l, m)
+	return t, b.sendTxn(t, l, m, nil)
 }
 
 // restart issues the MAIL line mail (with the TRANSID alone), the last

@@ -93,11 +93,11 @@ func BenchmarkClientAllocs(b *testing.B) {
 		b.Run(slug(c.name), func(b *testing.B) {
 			w := newWorkload(b.N)
 			b.ReportAllocs()
-			cpu := cpuTime()
+			user, sys := cpuTimes()
 			if err := c.run(context.Background(), addr, w); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/msg")
+			reportCPU(b, user, sys)
 		})
 	}
 	for _, c := range poolClients {
@@ -108,21 +108,29 @@ func BenchmarkClientAllocs(b *testing.B) {
 		b.Run("G=8/"+slug(c.name), func(b *testing.B) {
 			w := newWorkload(b.N)
 			b.ReportAllocs()
-			cpu := cpuTime()
+			user, sys := cpuTimes()
 			if err := c.run(context.Background(), addr, 8, b.N, w); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/msg")
+			reportCPU(b, user, sys)
 		})
 	}
 }
 
-// cpuTime returns the user and system CPU time this process has used, in
-// nanoseconds.
-func cpuTime() int64 {
+// cpuTimes returns the user and the system CPU time this process has used,
+// in nanoseconds.
+func cpuTimes() (user, sys int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	return ru.Utime.Nano(), ru.Stime.Nano()
+}
+
+// reportCPU reports the CPU time used since user0 and sys0 (from cpuTimes)
+// per message: in all (cpu-ns/msg) and in the kernel (sys-ns/msg).
+func reportCPU(b *testing.B, user0, sys0 int64) {
+	user, sys := cpuTimes()
+	b.ReportMetric(float64(user-user0+sys-sys0)/float64(b.N), "cpu-ns/msg")
+	b.ReportMetric(float64(sys-sys0)/float64(b.N), "sys-ns/msg")
 }
