@@ -465,7 +465,8 @@ func printReport(out io.Writer, rep *report) {
 		fmt.Fprintln(out, rep.sinkSkip)
 	} else {
 		fmt.Fprintln(out, "(smtp-source: a run of N messages less a run of 1, so that its process start-up")
-		fmt.Fprintln(out, "is not counted; the others: connect to QUIT. smtp-sink offers no CHUNKING.)")
+		fmt.Fprintln(out, "is not counted; the others: connect to QUIT. smtp-sink offers no CHUNKING: resmtp")
+		fmt.Fprintln(out, "PIPELINING+CHUNKING falls back to DATA, and the minimal BDAT client is left out.)")
 	}
 	for _, sr := range rep.sinks {
 		fmt.Fprintf(out, "\n%s: %s\n", sr.pin, sr.where)

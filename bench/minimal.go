@@ -20,8 +20,8 @@ import (
 
 func init() {
 	clients = append(clients,
-		client{"minimal PIPELINING", runMinimal(false)},
-		client{"minimal PIPELINING+CHUNKING", runMinimal(true)},
+		client{name: "minimal PIPELINING", run: runMinimal(false)},
+		client{name: "minimal PIPELINING+CHUNKING", run: runMinimal(true), needsChunking: true},
 	)
 }
 

@@ -264,6 +264,9 @@ func sinkTimers(cfg config, pin pinning, src *smtpSource, addr string) []sinkTim
 		return r
 	}}}
 	for _, c := range clients {
+		if c.needsChunking {
+			continue // smtp-sink offers no CHUNKING
+		}
 		timers = append(timers, sinkTimer{c.name, func(w workload) result {
 			if pin.mode == pinOff {
 				return timeRun(cfg, c.name, c.run, addr, w)

@@ -12,8 +12,8 @@ import (
 // This library's clients: registered here, after net/smtp.
 func init() {
 	clients = append(clients,
-		client{"resmtp PIPELINING", runResmtp(false)},
-		client{"resmtp PIPELINING+CHUNKING", runResmtp(true)},
+		client{name: "resmtp PIPELINING", run: runResmtp(false)},
+		client{name: "resmtp PIPELINING+CHUNKING", run: runResmtp(true)},
 	)
 	copiers = append(copiers,
 		copier{"resmtp DATA", false, copyResmtp(false)},

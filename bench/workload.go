@@ -90,6 +90,9 @@ type runFunc func(ctx context.Context, addr string, w workload) error
 type client struct {
 	name string
 	run  runFunc
+	// needsChunking: the client sends BDAT without asking the server,
+	// so it cannot run against one without CHUNKING (smtp-sink).
+	needsChunking bool
 }
 
 // A copyFunc sends one message msg over one connection to addr (an SMTP
@@ -105,7 +108,7 @@ type copier struct {
 // clients and copiers are the implementations compared; resmtp's are added
 // by resmtp.go.
 var (
-	clients = []client{{"net/smtp", runNetSMTP}}
+	clients = []client{{name: "net/smtp", run: runNetSMTP}}
 	copiers = []copier{
 		{"net/smtp DATA", false, copyNetSMTP},
 		{"raw TCP", true, copyRaw},
