@@ -19,6 +19,19 @@
 	PCMPEQB X2, X6; \
 	PMOVMSKB X6, dot
 
+// EXPAND8 writes at DI the 8 octets in the low half of reg, with the
+// octets inserted that BX (a set of those 8) calls for: one PSHUFB with
+// expandTab (R8) from the 8 octets and, in reg's high half, the same made
+// CRs. DI moves past them. It uses DX and X6.
+#define EXPAND8(reg) \
+	MOVL BX, DX; \
+	SHLL $4, DX; \
+	MOVOU (R8)(DX*1), X6; \
+	PSHUFB X6, reg; \
+	MOVOU reg, (DI); \
+	MOVBQZX 4096(R8)(BX*1), DX; \
+	ADDQ DX, DI
+
 // EXPAND32 writes the 32 octets in data at DI, each 8 expanded as in
 // cinsert with the insertions in the low 32 bits of R14, two 8 at a time
 // (the lanes of Y6 and Y8: octets 0-7 and 16-23, then 8-15 and 24-31).
@@ -410,22 +423,10 @@ cinsert:
 	PUNPCKHQDQ X5, X3        // octets 8-15, likewise
 	MOVL R14, BX
 	ANDL $0xff, BX
-	MOVL BX, DX
-	SHLL $4, DX
-	MOVOU (R8)(DX*1), X6
-	PSHUFB X6, X4
-	MOVOU X4, (DI)
-	MOVBQZX 4096(R8)(BX*1), DX
-	ADDQ DX, DI
+	EXPAND8(X4)
 	MOVL R14, BX
 	SHRL $8, BX
-	MOVL BX, DX
-	SHLL $4, DX
-	MOVOU (R8)(DX*1), X6
-	PSHUFB X6, X3
-	MOVOU X3, (DI)
-	MOVBQZX 4096(R8)(BX*1), DX
-	ADDQ DX, DI
+	EXPAND8(X3)
 	MOVL AX, BX              // count the dots inserted
 	ANDL $0xff, BX
 	MOVBQZX 4096(R8)(BX*1), DX
