@@ -35,11 +35,7 @@ func New(t testing.TB, records ...string) *Server {
 	t.Helper()
 	s := &Server{records: map[string][]dns.RR{}, secure: map[string]bool{}, fail: map[string]int{}}
 	s.Add(t, records...)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := listenUDPAndTCP()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +53,25 @@ func New(t testing.TB, records ...string) *Server {
 		s.tcp.Shutdown()
 	})
 	return s
+}
+
+// listenUDPAndTCP listens on one loopback port for both UDP and TCP. The
+// port is the system's choice for UDP; the same number may be taken for TCP
+// (another test's connection), and then it tries another, a few times.
+func listenUDPAndTCP() (net.PacketConn, net.Listener, error) {
+	var err error
+	for range 20 {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, nil, err
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+	}
+	return nil, nil, err
 }
 
 func key(name string, qtype uint16) string {
