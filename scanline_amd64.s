@@ -73,6 +73,16 @@
 	POPCNTL R10, R10; \
 	LEAQ 32(DI)(R10*1), DI
 
+// MASK64 sets dst to the bit mask of the octets equal to c's in the 64
+// octets of Y3 and Y5, leaving the compares in lo and hi. It uses R8.
+#define MASK64(c, lo, hi, dst) \
+	VPCMPEQB c, Y3, lo; \
+	VPMOVMSKB lo, dst; \
+	VPCMPEQB c, Y5, hi; \
+	VPMOVMSKB hi, R8; \
+	SHLQ $32, R8; \
+	ORQ R8, dst
+
 // SETUP starts both functions: carries saying whether the octet before the
 // text (prevArg) is a CR or an LF, a mask of all ones with dotsArg, and a
 // CR, an LF and a "." in every octet of X0, X1 and X2.
@@ -147,24 +157,9 @@ avxloop:
 	JAE avxend
 	VMOVDQU (SI)(AX*1), Y3
 	VMOVDQU 32(SI)(AX*1), Y5
-	VPCMPEQB Y0, Y3, Y4
-	VPMOVMSKB Y4, BX
-	VPCMPEQB Y0, Y5, Y4
-	VPMOVMSKB Y4, R8
-	SHLQ $32, R8
-	ORQ R8, BX               // CRs
-	VPCMPEQB Y1, Y3, Y4
-	VPMOVMSKB Y4, DX
-	VPCMPEQB Y1, Y5, Y4
-	VPMOVMSKB Y4, R8
-	SHLQ $32, R8
-	ORQ R8, DX               // LFs
-	VPCMPEQB Y2, Y3, Y4
-	VPMOVMSKB Y4, R12
-	VPCMPEQB Y2, Y5, Y4
-	VPMOVMSKB Y4, R8
-	SHLQ $32, R8
-	ORQ R8, R12              // dots
+	MASK64(Y0, Y4, Y4, BX)   // CRs
+	MASK64(Y1, Y4, Y4, DX)   // LFs
+	MASK64(Y2, Y4, Y4, R12)  // dots
 
 	// Both loops: the masks of 64 octets, CRs in BX, LFs in DX, dots in
 	// R12, are checked here.
@@ -298,24 +293,9 @@ aloop:
 	JHI aexit                // less than 128 octets of room in dst
 	VMOVDQU (SI), Y3
 	VMOVDQU 32(SI), Y5
-	VPCMPEQB Y0, Y3, Y4
-	VPMOVMSKB Y4, BX
-	VPCMPEQB Y0, Y5, Y4
-	VPMOVMSKB Y4, R8
-	SHLQ $32, R8
-	ORQ R8, BX               // CRs
-	VPCMPEQB Y1, Y3, Y10
-	VPMOVMSKB Y10, DX
-	VPCMPEQB Y1, Y5, Y11
-	VPMOVMSKB Y11, R8
-	SHLQ $32, R8
-	ORQ R8, DX               // LFs
-	VPCMPEQB Y2, Y3, Y4
-	VPMOVMSKB Y4, AX
-	VPCMPEQB Y2, Y5, Y4
-	VPMOVMSKB Y4, R8
-	SHLQ $32, R8
-	ORQ R8, AX               // dots
+	MASK64(Y0, Y4, Y4, BX)   // CRs
+	MASK64(Y1, Y10, Y11, DX) // LFs, their compares kept for aexpand
+	MASK64(Y2, Y4, Y4, AX)   // dots
 	MOVQ BX, R14
 	SHLQ $1, R14
 	ORQ R11, R14             // octets after a CR
