@@ -88,7 +88,7 @@ type Client struct {
 
 const (
 	readBufferSize  = 16 << 10
-	writeBufferSize = 64 << 10 // a loopback TCP segment's worth: half the write calls of 32 KiB, 10 % less CPU per message
+	writeBufferSize = 64 << 10 // half the write calls of 32 KiB: 9 % less CPU per message with BDAT (bench: BenchmarkClientAllocs)
 )
 
 // Dial returns a new Client connected to an SMTP server at addr.

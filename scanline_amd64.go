@@ -4,16 +4,17 @@ package smtp
 
 import "math/bits"
 
-// useAVX2 says whether scanBlocks may use AVX2 (64 octets in two 32-octet
-// registers); it is set once, from the processor, and never changed.
+// useAVX2 says whether scanBlocks and dotCopy may use AVX2 (64 octets in
+// two 32-octet registers); it is set once, from the processor, and never
+// changed.
 var useAVX2 = hasAVX2()
 
 // useSSSE3 says whether dotCopy may insert octets with PSHUFB; it is set
 // once, from the processor, and never changed.
 var useSSSE3 = hasSSSE3()
 
-// hasAVX2 reports whether the processor has AVX2 and the operating system
-// saves its registers.
+// hasAVX2 reports whether the processor has AVX2 and POPCNT and the
+// operating system saves the AVX registers.
 func hasAVX2() bool
 
 // hasSSSE3 reports whether the processor has SSSE3 (PSHUFB).
@@ -36,17 +37,18 @@ const (
 	// copies text through its buffer with dotCopy instead of writing the
 	// runs between insertions one by one. A run that short would be
 	// copied into the buffer anyway (dotDirect), and dotCopy converts as
-	// it copies, at memory speed on clean blocks.
+	// it copies.
 	dotDense = dotDirect
 	// dotSpan bounds the text given to one dotCopy: none here.
 	dotSpan = 1 << 30
 )
 
-// dotCopy copies src to dst in canonical, dot-stuffed (with dots) form, 16
-// octets at a time, while the block and the 16 octets after it lie in src
-// and dst has room for 64 more octets; prev is the octet before src. It
-// returns the octets written to dst and taken from src, and the dots it
-// inserted (stuffing, which the canonical count leaves out).
+// dotCopy copies src to dst in canonical, dot-stuffed (with dots) form, in
+// whole 16-octet blocks (64 at a time with AVX2), while the block and the
+// 16 octets after it lie in src and dst has room for 64 more octets; prev
+// is the octet before src. It returns the octets written to dst and taken
+// from src, and the dots it inserted (stuffing, which the canonical count
+// leaves out).
 //
 //go:noescape
 func dotCopy(dst, src []byte, prev byte, dots bool) (nd, ns, stuffed int)

@@ -261,7 +261,8 @@ TEXT ·dotCopy(SB), NOSPLIT, $24-80
 	MOVQ dst_base+0(FP), DI
 	MOVQ src_base+24(FP), SI
 	SETUP(prev+48(FP), dots+49(FP), R11, R12, R13) // carries in R11, R12
-	MOVOU sevens<>(SB), X7
+	MOVOU X0, X7
+	PXOR X1, X7              // 0x07, CR xor LF, in every octet
 	XORQ R9, R9              // dots inserted
 	MOVQ src_len+32(FP), R8
 	SUBQ $32, R8
@@ -278,7 +279,7 @@ TEXT ·dotCopy(SB), NOSPLIT, $24-80
 	VMOVDQU crs<>(SB), Y0
 	VMOVDQU lfs<>(SB), Y1
 	VMOVDQU dots<>(SB), Y2
-	VMOVDQU sevens<>(SB), Y7
+	VPXOR Y0, Y1, Y7         // CR xor LF in every octet
 	MOVQ R13, dmask-24(SP)
 	XORL R13, R13            // how many of the recent blocks had insertions
 
@@ -508,11 +509,6 @@ TEXT ·hasSSSE3(SB), NOSPLIT, $0-1
 	MOVB CX, ret+0(FP)
 	RET
 
-DATA sevens<>+0(SB)/8, $0x0707070707070707
-DATA sevens<>+8(SB)/8, $0x0707070707070707
-DATA sevens<>+16(SB)/8, $0x0707070707070707
-DATA sevens<>+24(SB)/8, $0x0707070707070707
-GLOBL sevens<>(SB), RODATA|NOPTR, $32
 DATA crs<>+0(SB)/8, $0x0d0d0d0d0d0d0d0d
 DATA crs<>+8(SB)/8, $0x0d0d0d0d0d0d0d0d
 DATA crs<>+16(SB)/8, $0x0d0d0d0d0d0d0d0d
